@@ -1,0 +1,28 @@
+# The two commands of the README:
+#   make run   set up .venv from nothing and run the demo sweep on an embedded local Dask cluster
+#   make test  set up .venv from nothing and run the whole test suite
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+OUT ?= results
+
+.PHONY: run test lint bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[test]"
+	touch $@
+
+run: $(VENV)/.installed
+	$(VENV)/bin/epmsweep demo --out $(OUT)
+
+test: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest -q tests
+
+bench: $(VENV)/.installed
+	$(PY) benchmarks/engine.py
+
+clean:
+	rm -rf $(VENV) $(OUT)

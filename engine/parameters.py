@@ -1,0 +1,88 @@
+"""Model parameters of the lattice elasto-plastic model (all in Lennard-Jones units)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+from .errors import ParameterError
+from .thresholds import ThresholdDistribution
+
+KERNEL_VARIANTS = ("continuum", "lattice")
+
+
+def check_positive(name: str, value: float) -> float:
+    """Return ``value`` as a float, or raise ParameterError unless it is finite and > 0."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ParameterError(name, f"must be a number, got {value!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise ParameterError(name, f"must be a finite number > 0, got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class ModelParameters:
+    """Parameters of the scalar 2D lattice model (MODEL.md; defaults are the paper's).
+
+    Parameters
+    ----------
+    L : int
+        Linear lattice size; the lattice has L x L sites (>= 2).
+    tau : float
+        Plastic relaxation time (time units): d gamma_pl / dt = n sigma / (mu tau).
+    tau_pl : float
+        Mean waiting time of the elastic -> plastic switch above threshold.
+    tau_res : float
+        Mean duration of a plastic event (plastic -> elastic switch, threshold renewed).
+    dt : float
+        Explicit Euler time step; must be <= 0.1 * min(tau, tau_pl, tau_res).
+    thresholds : ThresholdDistribution
+        P_d, the law new thresholds are drawn from (Weibull k = 1.5, s_d = 0.57).
+    kernel : {"continuum", "lattice"}
+        Eshelby propagator in Fourier space with continuum q^2 or lattice 2 - 2 cos q.
+    normalise_self : bool
+        Rescale the propagator so that its self term is -1 (literature variant, not the paper's).
+    """
+
+    L: int = 32
+    tau: float = 1.0
+    tau_pl: float = 1.0
+    tau_res: float = 2.0
+    dt: float = 0.01
+    thresholds: ThresholdDistribution = field(default_factory=ThresholdDistribution)
+    kernel: str = "continuum"
+    normalise_self: bool = False
+
+    def __post_init__(self) -> None:
+        if isinstance(self.L, bool) or not isinstance(self.L, int) or self.L < 2:
+            raise ParameterError("L", f"must be an integer >= 2, got {self.L!r}")
+        if self.L > 4096:
+            raise ParameterError("L", f"must be <= 4096 (memory), got {self.L}")
+        for name in ("tau", "tau_pl", "tau_res", "dt"):
+            object.__setattr__(self, name, check_positive(name, getattr(self, name)))
+        shortest = min(self.tau, self.tau_pl, self.tau_res)
+        if self.dt > 0.1 * shortest:
+            raise ParameterError(
+                "dt", f"must be <= 0.1 x the shortest time scale ({shortest:g}), got {self.dt:g}"
+            )
+        if self.kernel not in KERNEL_VARIANTS:
+            raise ParameterError("kernel", f"must be one of {KERNEL_VARIANTS}, got {self.kernel!r}")
+        if not isinstance(self.normalise_self, bool):
+            raise ParameterError("normalise_self", f"must be true or false, got {self.normalise_self!r}")
+        if not isinstance(self.thresholds, ThresholdDistribution):
+            raise ParameterError("thresholds", "must be a ThresholdDistribution")
+
+    @property
+    def n_sites(self) -> int:
+        return self.L * self.L
+
+    def switching_probabilities(self) -> tuple[float, float]:
+        """Per-step probabilities (p_pl, p_res) = 1 - exp(-dt / tau_x)."""
+        return -math.expm1(-self.dt / self.tau_pl), -math.expm1(-self.dt / self.tau_res)
+
+    def to_attrs(self) -> dict[str, float | int | str]:
+        """Flat netCDF-safe attributes describing these parameters."""
+        out = {k: v for k, v in asdict(self).items() if k != "thresholds"}
+        out["normalise_self"] = int(self.normalise_self)
+        out.update({f"thresholds_{k}": v for k, v in self.thresholds.to_attrs().items()})
+        return out

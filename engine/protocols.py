@@ -1,0 +1,150 @@
+"""Loading protocols: imposed shear rate (stress feedback, Eq. 2) and imposed stress (creep)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import ParameterError
+from .parameters import check_positive
+
+
+def _check_count(name: str, value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ParameterError(name, f"must be an integer >= 1, got {value!r}")
+    return value
+
+
+def _to_steps(name: str, times, dt: float, n_steps: int) -> np.ndarray:
+    t = np.asarray(times, dtype=float)
+    if t.size and (not np.all(np.isfinite(t)) or t.min() < 0):
+        raise ParameterError(name, "must be finite and >= 0")
+    steps = np.unique(np.rint(t / dt).astype(np.int64))
+    if steps.size and steps[-1] > n_steps:
+        raise ParameterError(name, f"lies beyond the end of the run (t = {n_steps * dt:g})")
+    return steps
+
+
+@dataclass(frozen=True)
+class ImposedRate:
+    """Imposed shear rate: dSigma/dt = mu (gdot - mean plastic strain rate).
+
+    The run ends at ``strain_end`` (strain gdot t) or at ``t_end``: give exactly one.
+    Records are uniform in strain: ``n_records`` intervals from 0 to the end.
+
+    Parameters
+    ----------
+    shear_rate : float
+        gdot (1 / time), > 0.
+    strain_end, t_end : float, optional
+        Run length in strain or in time.
+    n_records : int
+        Number of recording intervals (n_records + 1 records, including t = 0).
+    snapshot_strains : tuple of float
+        Strains at which the fields (stress, threshold, plastic state) are stored.
+    """
+
+    shear_rate: float
+    strain_end: float | None = None
+    t_end: float | None = None
+    n_records: int = 200
+    snapshot_strains: tuple[float, ...] = ()
+
+    name = "imposed_rate"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "shear_rate", check_positive("shear_rate", self.shear_rate))
+        if (self.strain_end is None) == (self.t_end is None):
+            raise ParameterError("strain_end", "give exactly one of strain_end and t_end")
+        for name in ("strain_end", "t_end"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, check_positive(name, getattr(self, name)))
+        _check_count("n_records", self.n_records)
+        object.__setattr__(self, "snapshot_strains", tuple(float(s) for s in self.snapshot_strains))
+
+    @property
+    def duration(self) -> float:
+        return self.t_end if self.t_end is not None else self.strain_end / self.shear_rate
+
+    def schedule(self, dt: float) -> tuple[int, np.ndarray, np.ndarray]:
+        """(total steps, record steps, snapshot steps) for time step ``dt``."""
+        n = int(round(self.duration / dt))
+        records = np.unique(np.rint(np.linspace(0, n, self.n_records + 1)).astype(np.int64))
+        snaps = _to_steps("snapshot_strains", np.asarray(self.snapshot_strains) / self.shear_rate, dt, n)
+        return n, records, snaps
+
+    def to_attrs(self) -> dict:
+        return {
+            "protocol": self.name,
+            "shear_rate": self.shear_rate,
+            "run_length": self.duration,
+            "n_records": self.n_records,
+        }
+
+
+@dataclass(frozen=True)
+class ImposedStress:
+    """Imposed stress (creep): every local stress is shifted at t = 0 so that mean = ``stress``.
+
+    Records are log-spaced in time from ``t_first_record`` to ``t_end`` (plus t = 0).
+    The run stops early, exactly, when it reaches an absorbing (stuck) state.
+
+    Parameters
+    ----------
+    stress : float
+        Imposed external stress Sigma_0 (stress units), >= 0.
+    t_end : float
+        Run length (time units).
+    n_records : int
+        Number of log-spaced record times (duplicates after rounding to steps are merged).
+    t_first_record : float, optional
+        First log-spaced record time; default 10 dt.
+    snapshot_times : tuple of float
+        Times at which the fields are stored.
+    """
+
+    stress: float
+    t_end: float
+    n_records: int = 200
+    t_first_record: float | None = None
+    snapshot_times: tuple[float, ...] = ()
+
+    name = "imposed_stress"
+
+    def __post_init__(self) -> None:
+        s = self.stress
+        if isinstance(s, bool) or not isinstance(s, (int, float)) or not math.isfinite(s) or s < 0:
+            raise ParameterError("stress", f"must be a finite number >= 0, got {s!r}")
+        object.__setattr__(self, "stress", float(s))
+        object.__setattr__(self, "t_end", check_positive("t_end", self.t_end))
+        _check_count("n_records", self.n_records)
+        if self.t_first_record is not None:
+            object.__setattr__(self, "t_first_record", check_positive("t_first_record", self.t_first_record))
+        object.__setattr__(self, "snapshot_times", tuple(float(s) for s in self.snapshot_times))
+
+    @property
+    def duration(self) -> float:
+        return self.t_end
+
+    def schedule(self, dt: float) -> tuple[int, np.ndarray, np.ndarray]:
+        """(total steps, record steps, snapshot steps) for time step ``dt``."""
+        n = int(round(self.t_end / dt))
+        t_first = self.t_first_record if self.t_first_record is not None else 10 * dt
+        if t_first >= self.t_end:
+            raise ParameterError("t_first_record", f"must be < t_end = {self.t_end:g}")
+        times = np.geomspace(t_first, self.t_end, self.n_records)
+        records = np.unique(np.concatenate([[0], np.rint(times / dt).astype(np.int64)]))
+        return n, records, _to_steps("snapshot_times", self.snapshot_times, dt, n)
+
+    def to_attrs(self) -> dict:
+        return {
+            "protocol": self.name,
+            "stress_imposed": self.stress,
+            "run_length": self.duration,
+            "n_records": self.n_records,
+        }
+
+
+Protocol = ImposedRate | ImposedStress

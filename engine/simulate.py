@@ -1,0 +1,175 @@
+"""``simulate``: one lattice run from an initial state under a protocol, as an xarray Dataset."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timezone
+
+import numpy as np
+import xarray as xr
+
+from . import stepping
+from .errors import NumericalInstabilityError, ParameterError
+from .initial_state import InitialState
+from .parameters import ModelParameters
+from .propagator import real_space_propagator
+from .protocols import ImposedRate, ImposedStress, Protocol
+from .version import RESULT_FORMAT_VERSION, __version__
+
+REDISTRIBUTION = ("auto", "sparse", "fft")
+
+STRESS = "LJ stress (epsilon_LS / sigma_LS^2)"
+TIME = "LJ time (sqrt(m sigma_LS^2 / epsilon_LS))"
+
+
+def fft_crossover(L: int) -> int:
+    """Number of plastic sites from which one FFT pair is cheaper than adding one kernel per site.
+
+    Measured with ``benchmarks/crossover.py`` (sparse costs ~N per plastic site, the FFT pair
+    ~N log N per step): the crossover grows like log2(N).
+    """
+    return max(2, int(round(0.75 * math.log2(L * L))))
+
+
+def _seed_attrs(seed) -> dict:
+    if isinstance(seed, np.random.SeedSequence):
+        return {"seed_entropy": str(seed.entropy), "seed_spawn_key": str(list(seed.spawn_key))}
+    if isinstance(seed, np.random.Generator):
+        return {"seed_entropy": "external numpy Generator", "seed_spawn_key": "[]"}
+    return {"seed_entropy": str(int(seed)), "seed_spawn_key": "[]"}
+
+
+def simulate(
+    params: ModelParameters,
+    initial_state: InitialState,
+    protocol: Protocol,
+    seed: int | np.random.SeedSequence | np.random.Generator,
+    *,
+    redistribution: str = "auto",
+    fast_forward: bool = True,
+) -> xr.Dataset:
+    """Run the lattice model once.
+
+    Parameters
+    ----------
+    params : ModelParameters
+        Model parameters; ``params.L`` must match the initial state.
+    initial_state : InitialState
+        Threshold and stress maps (L, L) and the shear modulus mu.
+    protocol : ImposedRate or ImposedStress
+        Drive, run length, recording cadence and snapshot times.
+    seed : int, SeedSequence or Generator
+        Source of the run's random stream (a Generator is used as given; nothing global).
+    redistribution : {"auto", "sparse", "fft"}
+        How the plastic strain increments are propagated; "auto" picks per step.
+    fast_forward : bool
+        Jump over purely elastic stretches under imposed rate (identical results).
+
+    Returns
+    -------
+    xarray.Dataset
+        Dims ``record`` (time series), ``snapshot``, ``y``, ``x``. Series: ``time``, ``strain``,
+        ``stress`` (Sigma), ``strain_rate``, ``plastic_strain``, ``plastic_fraction``; fields:
+        ``local_stress``, ``threshold``, ``plastic``; scalars: ``stuck``, ``arrest_time``,
+        ``peak_stress``, ``strain_at_peak``. Parameters, seed and versions in ``attrs``.
+    """
+    if not isinstance(params, ModelParameters):
+        raise ParameterError("params", "must be a ModelParameters")
+    if not isinstance(initial_state, InitialState):
+        raise ParameterError("initial_state", "must be an InitialState")
+    if not isinstance(protocol, (ImposedRate, ImposedStress)):
+        raise ParameterError("protocol", "must be ImposedRate or ImposedStress")
+    if initial_state.L != params.L:
+        raise ParameterError("initial_state", f"is {initial_state.L} x {initial_state.L} but L = {params.L}")
+    if redistribution not in REDISTRIBUTION:
+        raise ParameterError("redistribution", f"must be one of {REDISTRIBUTION}, got {redistribution!r}")
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+
+    L, n, dt, mu = params.L, params.n_sites, params.dt, initial_state.shear_modulus
+    creep = isinstance(protocol, ImposedStress)
+    n_steps, rec_steps, snap_steps = protocol.schedule(dt)
+
+    stress0 = initial_state.stress.ravel()
+    sigma0 = float(protocol.stress) if creep else float(np.mean(stress0))
+    s = stress0 - np.mean(stress0)
+    thr = initial_state.threshold.ravel().copy()
+    plastic = np.zeros(n, np.uint8)
+    load = 0.0 if creep else mu * protocol.shear_rate * dt
+
+    g = real_space_propagator(L, params.kernel, params.normalise_self)
+    g_ext = np.tile(g, (2, 2))
+    g_hat = np.fft.rfft2(g)
+    fft_min = {"auto": fft_crossover(L), "sparse": n + 1, "fft": 1}[redistribution]
+    p_pl, p_res = params.switching_probabilities()
+
+    n_rec, n_snap = rec_steps.size, snap_steps.size
+    rec_stress, rec_gpl, rec_np = np.empty(n_rec), np.empty(n_rec), np.empty(n_rec)
+    snap_stress, snap_thr = np.empty((n_snap, n)), np.empty((n_snap, n))
+    snap_plastic = np.empty((n_snap, n), np.uint8)
+
+    status, arrest_step, peak, peak_step, counters = stepping.run(
+        s, thr, plastic, sigma0, load, creep, dt / params.tau, p_pl, p_res, mu,
+        g_ext, g_hat, fft_min, fast_forward, *params.thresholds.compiled(), rng,
+        n_steps, rec_steps, snap_steps,
+        rec_stress, rec_gpl, rec_np, snap_stress, snap_thr, snap_plastic,
+    )  # fmt: skip
+    if status != stepping.STATUS_OK:
+        raise NumericalInstabilityError("the stress field became non-finite (NaN or inf)")
+
+    time = rec_steps * dt
+    if creep:
+        strain = rec_gpl
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rate = np.concatenate([[np.nan], np.diff(rec_gpl) / np.diff(time)])
+    else:
+        strain = protocol.shear_rate * time
+        rate = np.full(n_rec, protocol.shear_rate)
+    stuck = arrest_step >= 0
+
+    def series(values, units, long_name):
+        return ("record", values, {"units": units, "long_name": long_name})
+
+    def field(values, units, long_name):
+        return (("snapshot", "y", "x"), values.reshape(n_snap, L, L), {"units": units, "long_name": long_name})
+
+    def scalar(value, units, long_name):
+        return ((), value, {"units": units, "long_name": long_name})
+
+    strain_desc = "macroscopic shear strain gamma" + (" (plastic, since the stress step)" if creep else "")
+    ds = xr.Dataset(
+        {
+            "time": series(time, TIME, "time since the start of the run"),
+            "strain": series(strain, "1", strain_desc),
+            "stress": series(rec_stress, STRESS, "external shear stress Sigma (mean local stress)"),
+            "strain_rate": series(rate, "1/time", "macroscopic shear rate (mean over the record interval)"),
+            "plastic_strain": series(rec_gpl, "1", "mean plastic strain"),
+            "plastic_fraction": series(rec_np / n, "1", "fraction of plastic sites"),
+            "snapshot_time": ("snapshot", snap_steps * dt, {"units": TIME, "long_name": "time of the snapshot"}),
+            "local_stress": field(snap_stress, STRESS, "local shear stress sigma"),
+            "threshold": field(snap_thr, STRESS, "local yield threshold sigma_th"),
+            "plastic": field(snap_plastic.astype(np.int8), "1", "plastic state n (1 plastic, 0 elastic)"),
+            "stuck": scalar(np.int8(stuck), "1", "1 if the run reached an absorbing state"),
+            "arrest_time": scalar(arrest_step * dt if stuck else np.nan, TIME, "time of arrest (NaN: flowing)"),
+            "peak_stress": scalar(peak, STRESS, "maximum external stress over the run"),
+            "strain_at_peak": scalar(
+                np.nan if creep else protocol.shear_rate * peak_step * dt, "1", "strain at the stress maximum"
+            ),
+        },
+        attrs={
+            **params.to_attrs(),
+            **protocol.to_attrs(),
+            "shear_modulus": mu,
+            "initial_state": initial_state.name,
+            **_seed_attrs(seed),
+            "redistribution": redistribution,
+            "fast_forward": int(fast_forward),
+            "steps_sparse": int(counters[stepping.STEPS_SPARSE]),
+            "steps_fft": int(counters[stepping.STEPS_FFT]),
+            "steps_fast_forward": int(counters[stepping.STEPS_FAST_FORWARD]),
+            "steps_elastic": int(counters[stepping.STEPS_ELASTIC]),
+            "epmsweep_version": __version__,
+            "result_format": RESULT_FORMAT_VERSION,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        },
+    )
+    return ds

@@ -1,0 +1,242 @@
+"""The compiled time loop of the lattice model (Numba, no Python per step).
+
+State representation: the local stress is sigma_i = Sigma + s_i, with Sigma the external stress
+(a scalar) and s the zero-mean fluctuation field (flat, length N = L * L). A purely elastic step
+under imposed rate then only changes the scalar Sigma, which makes the exact fast-forward over
+elastic stretches possible: the same floating-point operations as plain stepping, per step O(1).
+"""
+
+import numpy as np
+from numba import njit
+
+from .thresholds import quantile
+
+# Indices into the integer counters returned by ``run``.
+STEPS_SPARSE, STEPS_FFT, STEPS_FAST_FORWARD, STEPS_ELASTIC = range(4)
+STATUS_OK, STATUS_NONFINITE = 0, 1
+
+
+@njit(cache=True)
+def _redistribute_sparse(s, plist, dbuf, n_plastic, g_ext, L):
+    """s += G * d, adding the kernel of each plastic site: cost N per plastic site."""
+    for k in range(n_plastic):
+        j = plist[k]
+        jy, jx = j // L, j % L
+        dj = dbuf[k]
+        off = L - jx
+        for iy in range(L):
+            row = g_ext[iy - jy + L]
+            base = iy * L
+            for ix in range(L):
+                s[base + ix] += dj * row[off + ix]
+
+
+@njit(cache=True)
+def _redistribute_fft(s, plist, dbuf, n_plastic, g_hat, d2, L):
+    """s += G * d with a real FFT pair: cost O(N log N) whatever the number of plastic sites."""
+    for k in range(n_plastic):
+        j = plist[k]
+        d2[j // L, j % L] = dbuf[k]
+    ds = np.fft.irfft2(np.fft.rfft2(d2) * g_hat, s=(L, L))
+    for k in range(n_plastic):
+        j = plist[k]
+        d2[j // L, j % L] = 0.0
+    s += ds.ravel()
+
+
+@njit(cache=True)
+def _any_above(s, thr, sigma_ext):
+    for i in range(s.size):
+        if sigma_ext + s[i] > thr[i]:
+            return True
+    return False
+
+
+@njit(cache=True)
+def _crossing_candidates(s, thr, sigma_ext):
+    """Sites whose gap thr - sigma is within round-off of the smallest: the only ones that can
+    cross first while the whole field is shifted up uniformly."""
+    gmin = np.inf
+    for i in range(s.size):
+        g = thr[i] - (sigma_ext + s[i])
+        if g < gmin:
+            gmin = g
+    tol = 1e-9 * (1.0 + abs(gmin) + abs(sigma_ext))
+    n = 0
+    for i in range(s.size):
+        if thr[i] - (sigma_ext + s[i]) <= gmin + tol:
+            n += 1
+    out = np.empty(n, np.int64)
+    n = 0
+    for i in range(s.size):
+        if thr[i] - (sigma_ext + s[i]) <= gmin + tol:
+            out[n] = i
+            n += 1
+    return out
+
+
+@njit(cache=True)
+def run(
+    s, thr, plastic, sigma_ext, load, creep, dt_tau, p_pl, p_res, mu,
+    g_ext, g_hat, fft_min, fast_forward, dist_kind, dist_params, dist_table, rng,
+    n_steps, rec_steps, snap_steps,
+    rec_stress, rec_gpl, rec_nplastic, snap_stress, snap_thr, snap_plastic,
+):  # fmt: skip
+    """Integrate the model for ``n_steps`` steps of dt, in place.
+
+    Parameters
+    ----------
+    s : (N,) float64
+        Stress fluctuation field (zero mean); local stress is ``sigma_ext + s``.
+    thr : (N,) float64
+        Local thresholds; renewed on plastic -> elastic switches.
+    plastic : (N,) uint8
+        n_i (0 elastic, 1 plastic).
+    sigma_ext : float
+        External stress Sigma at t = 0.
+    load : float
+        mu * gdot * dt added to Sigma each step under imposed rate (unused under creep).
+    creep : bool
+        Imposed stress: Sigma stays fixed; an absorbing state ends the run.
+    dt_tau, p_pl, p_res, mu : float
+        dt / tau, the two switching probabilities per step, the shear modulus.
+    g_ext : (2L, 2L) float64
+        Real-space propagator tiled 2 x 2 (separation + L, read contiguously by rows).
+    g_hat : (L, L // 2 + 1) complex128
+        ``rfft2`` of the real-space propagator.
+    fft_min : int
+        Redistribute with FFTs when at least this many sites are plastic.
+    fast_forward : bool
+        Jump over purely elastic steps under imposed rate (bit-identical to stepping).
+    dist_kind, dist_params, dist_table :
+        Threshold law, see ``thresholds.quantile``.
+    rng : numpy.random.Generator
+        The run's only source of randomness.
+    n_steps : int
+    rec_steps, snap_steps : sorted int64 arrays
+        Steps at which to record scalars / store fields.
+    rec_stress, rec_gpl, rec_nplastic : float64 arrays like rec_steps
+        Outputs: Sigma, mean plastic strain, number of plastic sites.
+    snap_stress, snap_thr : (n_snap, N) float64; snap_plastic : (n_snap, N) uint8
+        Outputs: field snapshots.
+
+    Returns
+    -------
+    status, arrest_step, peak_stress, peak_step, counters (int64[4])
+        ``arrest_step`` is -1 unless the creep run got stuck.
+    """
+    n = s.size
+    L = g_hat.shape[0]
+    inv_n = 1.0 / n
+    gpl_norm = 1.0 / (n * mu)
+    plist = np.empty(n, np.int64)
+    dbuf = np.empty(n)
+    d2 = np.zeros((L, L))
+    counters = np.zeros(4, np.int64)
+    n_plastic = 0
+    for i in range(n):
+        if plastic[i]:
+            plist[n_plastic] = i
+            n_plastic += 1
+    gpl = 0.0
+    peak, peak_step = sigma_ext, 0
+    arrest_step = -1
+    status = STATUS_OK
+    ri, si = 0, 0
+    n_rec, n_snap = rec_steps.size, snap_steps.size
+    step = 0
+    while True:
+        # bookkeeping for the state reached at `step`
+        if sigma_ext > peak:
+            peak, peak_step = sigma_ext, step
+        while ri < n_rec and rec_steps[ri] == step:
+            rec_stress[ri] = sigma_ext
+            rec_gpl[ri] = gpl * gpl_norm
+            rec_nplastic[ri] = n_plastic
+            ri += 1
+            if not (np.isfinite(sigma_ext) and np.isfinite(np.sum(s))):
+                status = STATUS_NONFINITE
+        while si < n_snap and snap_steps[si] == step:
+            snap_stress[si] = sigma_ext + s
+            snap_thr[si] = thr
+            snap_plastic[si] = plastic
+            si += 1
+        if step >= n_steps or status != STATUS_OK:
+            break
+
+        if n_plastic == 0:
+            if creep:
+                if not _any_above(s, thr, sigma_ext):
+                    arrest_step = step
+                    break
+            elif fast_forward:
+                cand = _crossing_candidates(s, thr, sigma_ext)
+                # advance while the next elastic step would activate nobody
+                nxt_rec = rec_steps[ri] if ri < n_rec else n_steps
+                nxt_snap = snap_steps[si] if si < n_snap else n_steps
+                stop = min(nxt_rec, nxt_snap, n_steps)
+                while step < stop:
+                    nxt = sigma_ext + load
+                    crossed = False
+                    for i in cand:
+                        if nxt + s[i] > thr[i]:
+                            crossed = True
+                            break
+                    if crossed:
+                        break
+                    sigma_ext = nxt
+                    step += 1
+                    counters[STEPS_FAST_FORWARD] += 1
+                if step == stop:
+                    continue  # record / snapshot / end at this step, then go on
+
+        # one explicit Euler step: plastic increments, redistribution, drive
+        step += 1
+        if n_plastic > 0:
+            sum_d = 0.0
+            for k in range(n_plastic):
+                d = (sigma_ext + s[plist[k]]) * dt_tau
+                dbuf[k] = d
+                sum_d += d
+            if n_plastic >= fft_min:
+                _redistribute_fft(s, plist, dbuf, n_plastic, g_hat, d2, L)
+                counters[STEPS_FFT] += 1
+            else:
+                _redistribute_sparse(s, plist, dbuf, n_plastic, g_ext, L)
+                counters[STEPS_SPARSE] += 1
+            gpl += sum_d
+            if not creep:
+                sigma_ext = sigma_ext + (load - sum_d * inv_n)
+        else:
+            counters[STEPS_ELASTIC] += 1
+            if not creep:
+                sigma_ext = sigma_ext + load
+
+        # switching with the updated stresses
+        n_plastic = 0
+        for i in range(n):
+            if plastic[i]:
+                if rng.random() < p_res:
+                    plastic[i] = 0
+                    thr[i] = quantile(rng.random(), dist_kind, dist_params, dist_table)
+                else:
+                    plist[n_plastic] = i
+                    n_plastic += 1
+            elif sigma_ext + s[i] > thr[i]:
+                if rng.random() < p_pl:
+                    plastic[i] = 1
+                    plist[n_plastic] = i
+                    n_plastic += 1
+
+    # an absorbing state is frozen: the remaining records and snapshots are known exactly
+    while ri < n_rec:
+        rec_stress[ri] = sigma_ext
+        rec_gpl[ri] = gpl * gpl_norm
+        rec_nplastic[ri] = n_plastic
+        ri += 1
+    while si < n_snap:
+        snap_stress[si] = sigma_ext + s
+        snap_thr[si] = thr
+        snap_plastic[si] = plastic
+        si += 1
+    return status, arrest_step, peak, peak_step, counters

@@ -1,0 +1,109 @@
+"""Threshold distribution P_d: the law local yield stresses are drawn from."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+
+from .errors import ParameterError
+
+WEIBULL, TABULATED = 0, 1
+
+
+@njit(cache=True)
+def quantile(u, kind, params, table):
+    """Inverse CDF at u in [0, 1): shifted Weibull (kind 0) or tabulated, linearly interpolated (kind 1)."""
+    if kind == WEIBULL:
+        return params[2] + params[1] * (-math.log1p(-u)) ** (1.0 / params[0])
+    m = table.shape[0] - 1
+    x = u * m
+    k = int(x)
+    if k >= m:
+        return table[m]
+    return table[k] + (x - k) * (table[k + 1] - table[k])
+
+
+@njit(cache=True)
+def _quantiles(u, kind, params, table):
+    out = np.empty_like(u)
+    for i in range(u.size):
+        out.flat[i] = quantile(u.flat[i], kind, params, table)
+    return out
+
+
+@dataclass(frozen=True)
+class ThresholdDistribution:
+    """Law of the local yield thresholds sigma_th (stress units).
+
+    The default is the paper's P_d, a Weibull law with shape k = 1.5 and scale s_d = 0.57.
+    ``shift`` moves the whole law to larger thresholds (better-annealed states). Any other law
+    is given as a table of its quantile function (``from_scipy``), interpolated linearly.
+
+    Parameters
+    ----------
+    shape, scale : float
+        Weibull shape k and scale s_d (> 0).
+    shift : float
+        Added to every draw (>= 0).
+    quantiles : tuple of float
+        If not empty, the quantile function at u = 0, 1/M, ..., 1 (non-decreasing, >= 0);
+        ``shape``, ``scale`` and ``shift`` are then ignored.
+    """
+
+    shape: float = 1.5
+    scale: float = 0.57
+    shift: float = 0.0
+    quantiles: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        for name in ("shape", "scale"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+                raise ParameterError(f"thresholds.{name}", f"must be a finite number > 0, got {v!r}")
+        s = self.shift
+        if isinstance(s, bool) or not isinstance(s, (int, float)) or not math.isfinite(s) or s < 0:
+            raise ParameterError("thresholds.shift", f"must be a finite number >= 0, got {s!r}")
+        if self.quantiles:
+            q = np.asarray(self.quantiles, dtype=float)
+            if q.ndim != 1 or q.size < 2 or not np.all(np.isfinite(q)) or q[0] < 0 or np.any(np.diff(q) < 0):
+                raise ParameterError(
+                    "thresholds.quantiles", "must be >= 2 finite, non-negative, non-decreasing values"
+                )
+
+    @classmethod
+    def from_scipy(cls, dist, n: int = 4097) -> ThresholdDistribution:
+        """Tabulate a frozen ``scipy.stats`` distribution (support must be >= 0).
+
+        The table holds ``dist.ppf`` at n equally spaced probabilities, clipped to
+        [1e-12, 1 - 1e-12] so that unbounded tails stay finite.
+        """
+        u = np.clip(np.linspace(0.0, 1.0, n), 1e-12, 1.0 - 1e-12)
+        return cls(quantiles=tuple(float(v) for v in dist.ppf(u)))
+
+    @property
+    def kind(self) -> int:
+        return TABULATED if self.quantiles else WEIBULL
+
+    def compiled(self) -> tuple[int, np.ndarray, np.ndarray]:
+        """Arguments for the compiled sampler: (kind, [shape, scale, shift], quantile table)."""
+        table = np.asarray(self.quantiles if self.quantiles else (0.0,), dtype=np.float64)
+        return self.kind, np.array([self.shape, self.scale, self.shift], dtype=np.float64), table
+
+    def sample(self, rng: np.random.Generator, size) -> np.ndarray:
+        """Draw thresholds by inverse transform of ``rng.random(size)`` (same rule as the engine)."""
+        return _quantiles(rng.random(size), *self.compiled())
+
+    def mean(self) -> float:
+        """Mean threshold (stress units)."""
+        if self.quantiles:
+            q = np.asarray(self.quantiles)
+            return float(np.mean(0.5 * (q[1:] + q[:-1])))
+        return self.shift + self.scale * math.gamma(1.0 + 1.0 / self.shape)
+
+    def to_attrs(self) -> dict[str, float | str]:
+        if self.quantiles:
+            return {"law": "tabulated", "n_quantiles": len(self.quantiles), "mean": self.mean()}
+        return {"law": "weibull", "shape": self.shape, "scale": self.scale, "shift": self.shift}
