@@ -25,10 +25,12 @@ TIME = "LJ time (sqrt(m sigma_LS^2 / epsilon_LS))"
 def fft_crossover(L: int) -> int:
     """Number of plastic sites from which one FFT pair is cheaper than adding one kernel per site.
 
-    Measured with ``benchmarks/crossover.py`` (sparse costs ~N per plastic site, the FFT pair
-    ~N log N per step): the crossover grows like log2(N).
+    Model fitted to ``benchmarks/crossover.py``: adding kernels costs a N per plastic site, the FFT
+    pair b N log2 N + c per step (c: fixed overhead, ~3 us), so the crossover is
+    (b / a) log2 N + c / (a N) with b / a = 0.8, c / a = 7500 (16 at L = 32, 12 at L = 128).
     """
-    return max(2, int(round(0.75 * math.log2(L * L))))
+    n = L * L
+    return max(2, int(round(0.8 * math.log2(n) + 7500.0 / n)))
 
 
 def _seed_attrs(seed) -> dict:

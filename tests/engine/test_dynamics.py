@@ -1,0 +1,128 @@
+"""Exact properties of the time loop: invariants, equivalences, reproducibility."""
+
+import numpy as np
+import pytest
+from epmsweep.engine import ImposedRate, ImposedStress, InitialState, ModelParameters, simulate
+from epmsweep.engine.stepping import _redistribute_fft, _redistribute_sparse
+
+P16 = ModelParameters(L=16)
+
+
+def values(ds):
+    """All data of a run, without the attrs that describe how it was computed."""
+    return {k: ds[k].values for k in ds.data_vars}
+
+
+def assert_same_run(a, b):
+    va, vb = values(a), values(b)
+    assert va.keys() == vb.keys()
+    for k in va:
+        np.testing.assert_array_equal(va[k], vb[k], err_msg=k)
+
+
+def test_mean_local_stress_equals_external_stress_at_every_step():
+    state = InitialState(
+        InitialState.rejuvenated(16, seed=0).threshold, np.random.default_rng(1).normal(0.1, 0.05, (16, 16))
+    )
+    n_steps = 400
+    for protocol in (
+        ImposedRate(
+            0.05, t_end=n_steps * P16.dt, n_records=n_steps, snapshot_strains=0.05 * P16.dt * np.arange(n_steps)
+        ),
+        ImposedStress(0.7, t_end=n_steps * P16.dt, snapshot_times=P16.dt * np.arange(n_steps)),
+    ):
+        ds = simulate(P16, state, protocol, seed=3)
+        assert int(ds.plastic.sum()) > 0, "the test must exercise plastic steps"
+        mean = ds.local_stress.mean(("y", "x")).values
+        if isinstance(protocol, ImposedRate):
+            np.testing.assert_allclose(mean, ds.stress.values[:n_steps], rtol=0, atol=1e-12)
+        else:
+            np.testing.assert_allclose(mean, 0.7, rtol=0, atol=1e-12)
+
+
+def test_elastic_slope_is_mu_before_first_yield():
+    state = InitialState.rejuvenated(32, seed=2, shear_modulus=23.0)
+    ds = simulate(ModelParameters(), state, ImposedRate(1e-3, strain_end=0.005, n_records=500), seed=0)
+    elastic = (ds.plastic_strain == 0).values
+    assert elastic.sum() > 10 and not elastic.all(), "the window must contain the first yield"
+    np.testing.assert_allclose(ds.stress.values[elastic], 23.0 * ds.strain.values[elastic], rtol=1e-10, atol=1e-14)
+
+
+def test_creep_below_weakest_threshold_is_stuck():
+    state = InitialState.rejuvenated(32, seed=4)
+    sigma0 = 0.999 * state.threshold.min()
+    ds = simulate(ModelParameters(), state, ImposedStress(sigma0, t_end=100.0), seed=1)
+    assert int(ds.stuck) == 1 and float(ds.arrest_time) == 0.0
+    assert np.all(ds.strain_rate.values[1:] == 0.0) and np.all(ds.strain.values == 0.0)
+    assert np.all(ds.stress.values == sigma0)
+
+
+def test_creep_stuck_after_transient_freezes_exactly():
+    """Between the weakest threshold and the yield stress the run flows a little, then arrests for ever."""
+    state = InitialState.rejuvenated(32, seed=4)
+    ds = simulate(ModelParameters(), state, ImposedStress(0.3, t_end=5000.0), seed=1)
+    assert int(ds.stuck) == 1 and 0 < float(ds.arrest_time) < 5000.0
+    after = ds.time.values > float(ds.arrest_time)
+    assert after.sum() > 0
+    assert np.all(ds.strain_rate.values[after][1:] == 0.0)
+    assert np.all(ds.plastic_fraction.values[after] == 0.0)
+    assert ds.strain.values[-1] > 0
+
+
+@pytest.mark.parametrize("L", [8, 32, 64])
+def test_sparse_and_fft_redistribution_agree(L):
+    from epmsweep.engine import real_space_propagator
+
+    rng = np.random.default_rng(L)
+    g = real_space_propagator(L)
+    for k in (1, 5, L):
+        plist = np.sort(rng.choice(L * L, k, replace=False)).astype(np.int64)
+        d = rng.normal(size=k)
+        a = rng.normal(size=L * L)
+        b = a.copy()
+        _redistribute_sparse(a, plist, d, k, np.tile(g, (2, 2)), L)
+        _redistribute_fft(b, plist, d, k, np.fft.rfft2(g), np.zeros((L, L)), L)
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
+
+
+def test_sparse_and_fft_runs_agree():
+    state = InitialState.rejuvenated(16, seed=0)
+    proto = ImposedRate(1e-2, strain_end=1.0, n_records=50)
+    a = simulate(P16, state, proto, seed=9, redistribution="sparse")
+    b = simulate(P16, state, proto, seed=9, redistribution="fft")
+    assert a.attrs["steps_fft"] == 0 and b.attrs["steps_sparse"] == 0 and b.attrs["steps_fft"] > 1000
+    for k in ("stress", "plastic_strain", "plastic_fraction"):
+        np.testing.assert_allclose(a[k].values, b[k].values, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("shear_rate", [1e-4, 1e-3])
+def test_fast_forward_is_identical_to_stepping(shear_rate):
+    state = InitialState.rejuvenated(16, seed=1)
+    proto = ImposedRate(shear_rate, strain_end=0.5, n_records=100, snapshot_strains=(0.1, 0.3))
+    fast = simulate(P16, state, proto, seed=5, fast_forward=True)
+    plain = simulate(P16, state, proto, seed=5, fast_forward=False)
+    assert fast.attrs["steps_fast_forward"] > 0 and plain.attrs["steps_fast_forward"] == 0
+    assert_same_run(fast, plain)
+
+
+def test_same_seed_same_run_different_seed_different_run():
+    state = InitialState.rejuvenated(16, seed=0)
+    proto = ImposedStress(0.6, t_end=50.0, snapshot_times=(25.0,))
+    a, b = simulate(P16, state, proto, seed=11), simulate(P16, state, proto, seed=11)
+    assert_same_run(a, b)
+    c = simulate(P16, state, proto, seed=12)
+    assert not np.array_equal(a.strain.values, c.strain.values)
+    seq = np.random.SeedSequence(11, spawn_key=(3, 4))
+    assert_same_run(simulate(P16, state, proto, seed=seq), simulate(P16, state, proto, seed=seq))
+    assert simulate(P16, state, proto, seed=seq).attrs["seed_spawn_key"] == "[3, 4]"
+
+
+def test_output_labels_units_and_provenance():
+    ds = simulate(P16, InitialState.rejuvenated(16, seed=0), ImposedRate(1e-2, strain_end=0.2), seed=1)
+    assert ds.stress.dims == ("record",) and ds.threshold.dims == ("snapshot", "y", "x")
+    for name in ("time", "strain", "stress", "strain_rate", "plastic_fraction", "peak_stress"):
+        assert ds[name].attrs["units"] and ds[name].attrs["long_name"]
+    for key in ("L", "tau_pl", "tau_res", "dt", "shear_rate", "shear_modulus", "seed_entropy", "epmsweep_version"):
+        assert key in ds.attrs
+    assert ds.strain.values[-1] == pytest.approx(0.2)
+    assert float(ds.peak_stress) >= ds.stress.max()
