@@ -26,10 +26,10 @@ def main() -> None:
     for L in (16, 32, 64, 128):
         n = L * L
         g = real_space_propagator(L)
-        g_ext, g_hat, d2 = np.tile(g, (2, 2)), np.fft.rfft2(g), np.zeros((L, L))
+        g_ext, g_hat, d2 = np.tile(g, (2, 2)).ravel(), np.fft.rfft2(g), np.zeros((L, L))
         repeat = max(20, 200_000 // n)
         crossover = None
-        for k in (1, 2, 4, 6, 8, 12, 16, 24, 32, 48, 64):
+        for k in (1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128, 192, 256):
             plist = np.sort(rng.choice(n, k, replace=False)).astype(np.int64)
             dbuf = rng.normal(size=k)
             s = np.zeros(n)

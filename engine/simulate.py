@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from datetime import datetime, timezone
 
 import numpy as np
@@ -25,12 +24,11 @@ TIME = "LJ time (sqrt(m sigma_LS^2 / epsilon_LS))"
 def fft_crossover(L: int) -> int:
     """Number of plastic sites from which one FFT pair is cheaper than adding one kernel per site.
 
-    Model fitted to ``benchmarks/crossover.py``: adding kernels costs a N per plastic site, the FFT
-    pair b N log2 N + c per step (c: fixed overhead, ~3 us), so the crossover is
-    (b / a) log2 N + c / (a N) with b / a = 0.8, c / a = 7500 (16 at L = 32, 12 at L = 128).
+    Empirical rule from ``benchmarks/crossover.py`` (measured crossovers about 256, 128, 64 and
+    48-64 at L = 16, 32, 64, 128): adding kernels costs ~N per plastic site (four sites per pass),
+    the FFT pair ~N log N per step.
     """
-    n = L * L
-    return max(2, int(round(0.8 * math.log2(n) + 7500.0 / n)))
+    return max(48, 4096 // L)
 
 
 def _seed_attrs(seed) -> dict:
@@ -99,7 +97,7 @@ def simulate(
     load = 0.0 if creep else mu * protocol.shear_rate * dt
 
     g = real_space_propagator(L, params.kernel, params.normalise_self)
-    g_ext = np.tile(g, (2, 2))
+    g_ext = np.tile(g, (2, 2)).ravel()
     g_hat = np.fft.rfft2(g)
     fft_min = {"auto": fft_crossover(L), "sparse": n + 1, "fft": 1}[redistribution]
     p_pl, p_res = params.switching_probabilities()

@@ -80,7 +80,7 @@ def test_sparse_and_fft_redistribution_agree(L):
         d = rng.normal(size=k)
         a = rng.normal(size=L * L)
         b = a.copy()
-        _redistribute_sparse(a, plist, d, k, np.tile(g, (2, 2)), L)
+        _redistribute_sparse(a, plist, d, k, np.tile(g, (2, 2)).ravel(), L)
         _redistribute_fft(b, plist, d, k, np.fft.rfft2(g), np.zeros((L, L)), L)
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
 
