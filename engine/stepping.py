@@ -88,11 +88,13 @@ def _crossing_candidates(s, thr, sigma_ext):
     """Sites whose gap thr - sigma is within round-off of the smallest: the only ones that can
     cross first while the whole field is shifted up uniformly."""
     gmin = np.inf
+    scale = abs(sigma_ext)
     for i in range(s.size):
         g = thr[i] - (sigma_ext + s[i])
-        if g < gmin:
-            gmin = g
-    tol = 1e-9 * (1.0 + abs(gmin) + abs(sigma_ext))
+        gmin = min(gmin, g)
+        scale = max(scale, abs(s[i]), thr[i])
+    # far above the round-off of any comparison sigma_ext' + s_i > thr_i (~1e-16 x scale)
+    tol = 1e-9 * (1.0 + scale)
     n = 0
     for i in range(s.size):
         if thr[i] - (sigma_ext + s[i]) <= gmin + tol:
