@@ -1,0 +1,130 @@
+"""Assembly: stack the per-run files of a sweep into one labeled netCDF4 file (one group per protocol).
+
+The output is written slice by slice with the netCDF4 library, so memory stays bounded by one
+run whatever the number of runs, and to a temporary name renamed at the end, so a file that
+exists is complete. Dimensions of a group: ``initial_state``, the protocol's axis (``shear_rate``
+or ``stress_imposed``), the model-parameter axes, ``seed``, then the engine's ``record``,
+``snapshot``, ``y``, ``x``. Missing or failed runs are NaN (integer variables: -1) and 0 in the
+``completed`` mask, never dropped.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+
+import netCDF4
+import numpy as np
+
+from epmsweep.engine import DEFAULT_SHEAR_MODULUS, InitialState, __version__
+
+from .plan import Plan
+from .spec import PROTOCOLS, model_parameters
+from .store import RunStore
+
+COORD_ATTRS = {
+    "shear_rate": {"units": "1/time", "long_name": "imposed shear rate"},
+    "stress_imposed": {"units": "LJ stress", "long_name": "imposed external stress (creep)"},
+    "seed": {"units": "1", "long_name": "replica index (random streams derived from the base seed)"},
+    "initial_state": {"long_name": "initial state label"},
+    "shear_modulus": {"units": "LJ stress", "long_name": "shear modulus mu of the initial state"},
+}
+INT_FILL = -1
+
+
+def _engine_sizes(run) -> dict[str, int]:
+    params = model_parameters(run.model, run.overrides)
+    protocol = PROTOCOLS[run.protocol][0](**run.protocol_kwargs)
+    _, records, snaps = protocol.schedule(params.dt)
+    return {"record": records.size, "snapshot": snaps.size, "y": params.L, "x": params.L}
+
+
+def _shear_modulus(state) -> float:
+    if state.kind == "file":
+        return InitialState.load(state.path).shear_modulus
+    return state.shear_modulus if state.shear_modulus is not None else DEFAULT_SHEAR_MODULUS
+
+
+def _write_group(root: netCDF4.Dataset, name: str, plan: Plan, store: RunStore, done: set[str]) -> None:
+    runs = [r for r in plan.runs if r.protocol == name]
+    dims = plan.dims[name]
+    coords = plan.coords[name]
+    grp = root.createGroup(name)
+    for dim in dims:
+        grp.createDimension(dim, len(coords[dim][1]))
+    for cname, (dim, values) in coords.items():
+        if cname == "initial_state":
+            var = grp.createVariable(cname, str, (dim,))
+            for i, v in enumerate(values):
+                var[i] = v
+        else:
+            var = grp.createVariable(cname, "f8" if isinstance(values[0], float) else "i8", (dim,))
+            var[:] = np.asarray(values)
+        var.setncatts(COORD_ATTRS.get(cname, {"long_name": f"model parameter {cname}"}))
+    mu = grp.createVariable("shear_modulus", "f8", ("initial_state",))
+    mu[:] = [_shear_modulus(s) for s in plan.spec.states]
+    mu.setncatts(COORD_ATTRS["shear_modulus"])
+    fixed, _ = plan.spec.protocols[name]
+    grp.setncatts({"protocol": name, **{k: str(v) if isinstance(v, tuple) else v for k, v in fixed.items()}})
+
+    # coordinates that are not dimensions (shear_modulus, zipped axes) are attached CF-style
+    aux_coords = " ".join(["shear_modulus", *(c for c in coords if c not in dims)])
+    shape = tuple(len(coords[d][1]) for d in dims)
+    completed = np.zeros(shape, np.int8)
+    finished = [r for r in runs if r.key in done]
+    if finished:
+        sizes = {d: 0 for d in ("record", "snapshot", "y", "x")}
+        for r in runs:
+            for d, n in _engine_sizes(r).items():
+                sizes[d] = max(sizes[d], n)
+        for d, n in sizes.items():
+            grp.createDimension(d, n)
+        out_vars = {}
+        with netCDF4.Dataset(store.run_path(finished[0].key)) as template:
+            for vname, var in template.variables.items():
+                is_int = var.dtype.kind in "iu"
+                chunks = [1] * len(dims) + [sizes[d] for d in var.dimensions] if var.dimensions else None
+                out = grp.createVariable(
+                    vname, var.dtype, dims + var.dimensions, fill_value=INT_FILL if is_int else np.nan,
+                    chunksizes=chunks, zlib=False,
+                )
+                out.setncatts({k: var.getncattr(k) for k in var.ncattrs() if k not in ("_FillValue",)})
+                out.setncattr("coordinates", aux_coords)
+                out_vars[vname] = out
+        for r in finished:
+            with netCDF4.Dataset(store.run_path(r.key)) as nc:
+                nc.set_auto_mask(False)
+                for vname, out in out_vars.items():
+                    data = nc.variables[vname][...]
+                    out[r.index + tuple(slice(0, n) for n in data.shape)] = data
+            completed[r.index] = 1
+    mask = grp.createVariable("completed", "i1", dims)
+    mask[...] = completed
+    mask.setncatts(
+        {"units": "1", "long_name": "1 if the run is present, 0 if missing or failed", "coordinates": aux_coords}
+    )
+
+
+def assemble_plan(plan: Plan, store: RunStore, out_path: str | os.PathLike) -> Path:
+    """Write the assembled file of ``plan`` from ``store`` to ``out_path`` (atomically)."""
+    out_path = Path(out_path)
+    done = store.done_keys(r.key for r in plan.runs)
+    tmp = out_path.with_name(f".{out_path.name}.tmp{os.getpid()}")
+    with netCDF4.Dataset(tmp, "w", format="NETCDF4") as root:
+        root.setncatts(
+            {
+                "name": plan.spec.name,
+                "epmsweep_version": __version__,
+                "base_seed": plan.spec.seed,
+                "spec": plan.spec.text,
+                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "runs_planned": len(plan.runs),
+                "runs_completed": len(done),
+                "Conventions": "CF-1.8",
+            }
+        )
+        for name in plan.dims:
+            _write_group(root, name, plan, store, done)
+    os.replace(tmp, out_path)
+    return out_path

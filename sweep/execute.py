@@ -1,0 +1,157 @@
+"""Running a sweep on a Dask client: only the runs not yet stored, streamed to the store as they finish."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from contextlib import nullcontext
+from pathlib import Path
+
+import xarray as xr
+from distributed import Client, as_completed
+from tqdm.auto import tqdm
+
+from epmsweep.engine import (
+    ImposedRate,
+    InitialState,
+    ModelParameters,
+    NumericalInstabilityError,
+    ParameterError,
+    simulate,
+)
+
+from .assemble import assemble_plan
+from .client import open_client
+from .plan import Plan, Run, canonical_json, make_plan
+from .spec import Spec, parse_spec
+from .store import RunStore
+
+IN_FLIGHT_PER_WORKER = 4
+TASK_RETRIES = 2  # for exceptions other than the engine's own (deterministic) errors
+DETERMINISTIC_ERRORS = (ParameterError, NumericalInstabilityError)
+
+
+def compute_run(run: Run) -> tuple[str, xr.Dataset | dict]:
+    """Worker side: simulate one run. Deterministic engine errors come back as a failure record."""
+    try:
+        params, state, protocol = run.build()
+        ds = simulate(params, state, protocol, run.dynamics_seed)
+    except DETERMINISTIC_ERRORS as err:
+        return "failed", {"kind": type(err).__name__, "error": str(err), "traceback": traceback.format_exc()}
+    ds.attrs.update(
+        {
+            "run_protocol": run.protocol,
+            "run_coords": canonical_json(run.coords),
+            "initial_state_seed_spawn_key": str(list(run.state_seed.spawn_key)),
+        }
+    )
+    return "ok", ds
+
+
+def warm_worker() -> str:
+    """Load (or compile into the cache) the engine on a worker before fan-out."""
+    simulate(ModelParameters(L=8), InitialState.rejuvenated(8, seed=0), ImposedRate(1e-2, strain_end=0.01), seed=0)
+    return os.environ.get("NUMBA_CACHE_DIR", "default")
+
+
+def _capacity(client: Client) -> int:
+    return IN_FLIGHT_PER_WORKER * max(1, len(client.scheduler_info(n_workers=-1)["workers"]))
+
+
+def execute(runs: list[Run], store: RunStore, client: Client, *, progress: bool = True) -> dict[str, int]:
+    """Compute ``runs`` on ``client`` and store each as it finishes; returns counts by outcome.
+
+    A sliding window of a few futures per worker keeps the scheduler's graph small. Results are
+    written by this process only (one writer per file), atomically, as they arrive: an
+    interruption loses at most the runs in flight.
+    """
+    counts = {"done": 0, "failed": 0}
+    if not runs:
+        return counts
+    client.run(warm_worker)
+    pending = iter(runs)
+    by_future = {}
+
+    def submit_next(n: int) -> list:
+        futures = []
+        for run in pending:
+            fut = client.submit(compute_run, run, key=f"run-{run.key}", retries=TASK_RETRIES, pure=False)
+            by_future[fut.key] = run
+            futures.append(fut)
+            if len(futures) >= n:
+                break
+        return futures
+
+    bar = tqdm(total=len(runs), unit="run", disable=not progress, file=sys.stderr, dynamic_ncols=True)
+    stream = as_completed(submit_next(_capacity(client)))
+    try:
+        for fut in stream:
+            run = by_future.pop(fut.key)
+            if fut.status == "finished":
+                outcome, value = fut.result()
+            else:
+                exc = fut.exception()
+                tb = "".join(traceback.format_exception(type(exc), exc, fut.traceback()))
+                outcome, value = "failed", {"kind": type(exc).__name__, "error": str(exc), "traceback": tb}
+            fut.release()
+            if outcome == "ok":
+                store.write_run(run.key, value)
+                counts["done"] += 1
+            else:
+                store.write_failure(run.key, {"protocol": run.protocol, "coords": run.coords, **value})
+                counts["failed"] += 1
+            bar.update()
+            bar.set_postfix(failed=counts["failed"], refresh=False)
+            for new in submit_next(max(0, _capacity(client) - len(by_future))):
+                stream.add(new)
+    except BaseException:
+        client.cancel(list(stream.futures))
+        raise
+    finally:
+        bar.close()
+    return counts
+
+
+def assembled_path(out: str | os.PathLike, name: str) -> Path:
+    return Path(out) / f"{name}.nc"
+
+
+def run_sweep(
+    spec: Spec | dict | str | os.PathLike,
+    *,
+    out: str | os.PathLike = "results",
+    client: Client | None = None,
+    n_workers: int | None = None,
+    retry_failed: bool = False,
+    progress: bool = True,
+) -> xr.DataTree:
+    """Run a sweep (file, dict or parsed Spec) and return the assembled DataTree.
+
+    Finished runs already in ``<out>/<name>/runs`` are skipped (resume); failed runs are skipped
+    unless ``retry_failed``. Without ``client`` an embedded LocalCluster with ``n_workers``
+    single-threaded worker processes is started and closed. The assembled file is
+    ``<out>/<name>.nc``.
+    """
+    spec = spec if isinstance(spec, Spec) else parse_spec(spec)
+    plan = make_plan(spec)
+    store = RunStore(out, spec.name).create()
+    store.write_spec(spec)
+    store.write_plan({r.key: {"protocol": r.protocol, **r.coords} for r in plan.runs})
+    done = store.done_keys(r.key for r in plan.runs)
+    failed = set() if retry_failed else set(store.failures())
+    todo = [r for r in plan.runs if r.key not in done and r.key not in failed]
+    if todo:
+        with nullcontext(client) if client is not None else open_client(n_workers=n_workers) as c:
+            if progress:
+                print(f"{spec.name}: {len(todo)} runs to compute ({len(done)} stored); dashboard: {c.dashboard_link}")
+            execute(todo, store, c, progress=progress)
+    return assemble(out, spec.name, plan=plan)
+
+
+def assemble(out: str | os.PathLike, name: str, *, plan: Plan | None = None) -> xr.DataTree:
+    """Assemble the stored runs of sweep ``name`` into ``<out>/<name>.nc`` and open it."""
+    store = RunStore(out, name)
+    plan = plan or make_plan(store.read_spec())
+    path = assemble_plan(plan, store, assembled_path(out, name))
+    return xr.open_datatree(path, engine="netcdf4")

@@ -1,0 +1,134 @@
+"""The run store: one netCDF4 file per finished run, written atomically, verified when read.
+
+Layout under ``<out>/<sweep name>/``:
+
+- ``runs/<key>.nc``: a finished run (written to a temporary name, then renamed: a file that
+  exists is complete);
+- ``failed/<key>.json``: a run that raised, with its coordinates, error and traceback;
+- ``plan.json``: the planned keys and coordinates, written by the driver before any compute.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import netCDF4
+import xarray as xr
+
+from epmsweep.engine import RESULT_FORMAT_VERSION
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+@dataclass(frozen=True)
+class Status:
+    planned: int
+    done: int
+    failed: int
+
+    @property
+    def pending(self) -> int:
+        return self.planned - self.done - self.failed
+
+
+class RunStore:
+    """Per-run files of one sweep under ``<out>/<name>``."""
+
+    def __init__(self, out: str | os.PathLike, name: str):
+        self.root = Path(out) / name
+        self.runs = self.root / "runs"
+        self.failed = self.root / "failed"
+
+    def create(self) -> RunStore:
+        self.runs.mkdir(parents=True, exist_ok=True)
+        self.failed.mkdir(parents=True, exist_ok=True)
+        return self
+
+    def run_path(self, key: str) -> Path:
+        return self.runs / f"{key}.nc"
+
+    def write_spec(self, spec) -> None:
+        """Keep the sweep file (as written, and with absolute state paths) for assembly and status."""
+        atomic_write_bytes(self.root / "spec.yaml", spec.text.encode())
+        atomic_write_bytes(self.root / "spec.json", json.dumps(spec.raw).encode())
+
+    def read_spec(self):
+        """The Spec stored by ``write_spec``."""
+        from .spec import parse_spec
+
+        path = self.root / "spec.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"{self.root} holds no sweep (no spec.json)")
+        spec = parse_spec(json.loads(path.read_text()), source=str(self.root / "spec.yaml"))
+        return dataclasses.replace(spec, text=(self.root / "spec.yaml").read_text())
+
+    def write_plan(self, entries: dict[str, dict]) -> None:
+        """Record the planned runs ({key: coordinates}); only the driver writes it."""
+        atomic_write_bytes(self.root / "plan.json", json.dumps(entries, sort_keys=True).encode())
+
+    def read_plan(self) -> dict[str, dict]:
+        path = self.root / "plan.json"
+        return json.loads(path.read_text()) if path.is_file() else {}
+
+    def write_run(self, key: str, ds: xr.Dataset) -> Path:
+        """Write a finished run atomically; the file records its key and result format."""
+        path = self.run_path(key)
+        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+        ds = ds.assign_attrs(run_key=key)
+        ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4")
+        os.replace(tmp, path)
+        (self.failed / f"{key}.json").unlink(missing_ok=True)
+        return path
+
+    def write_failure(self, key: str, record: dict) -> None:
+        atomic_write_bytes(self.failed / f"{key}.json", json.dumps({"key": key, **record}, indent=1).encode())
+
+    def failures(self) -> dict[str, dict]:
+        out = {}
+        for path in self.failed.glob("*.json") if self.failed.is_dir() else ():
+            try:
+                out[path.stem] = json.loads(path.read_text())
+            except (OSError, ValueError):
+                out[path.stem] = {"key": path.stem, "error": "unreadable failure record"}
+        return out
+
+    def stored_keys(self) -> set[str]:
+        """Keys with a run file (not verified); temporary files are ignored."""
+        if not self.runs.is_dir():
+            return set()
+        return {n[:-3] for n in os.listdir(self.runs) if n.endswith(".nc") and not n.startswith(".")}
+
+    def verify(self, key: str) -> bool:
+        """True if the run file opens and belongs to ``key`` in the current result format."""
+        try:
+            with netCDF4.Dataset(self.run_path(key)) as nc:
+                return nc.getncattr("run_key") == key and int(nc.getncattr("result_format")) == RESULT_FORMAT_VERSION
+        except (OSError, AttributeError, ValueError, RuntimeError):
+            return False
+
+    def done_keys(self, keys: Iterable[str]) -> set[str]:
+        """Keys among ``keys`` whose file verifies; a corrupt or outdated file is removed."""
+        stored = self.stored_keys()
+        done = set()
+        for key in keys:
+            if key in stored:
+                if self.verify(key):
+                    done.add(key)
+                else:
+                    self.run_path(key).unlink(missing_ok=True)
+        return done
+
+    def status(self) -> Status:
+        plan = self.read_plan()
+        stored = self.stored_keys() & plan.keys()
+        failed = (set(self.failures()) & plan.keys()) - stored
+        return Status(len(plan), len(stored), len(failed))
