@@ -16,7 +16,6 @@ from pathlib import Path
 
 import netCDF4
 import numpy as np
-
 from epmsweep.engine import DEFAULT_SHEAR_MODULUS, InitialState, __version__
 
 from .plan import Plan

@@ -10,8 +10,6 @@ from pathlib import Path
 
 import xarray as xr
 from distributed import Client, as_completed
-from tqdm.auto import tqdm
-
 from epmsweep.engine import (
     ImposedRate,
     InitialState,
@@ -20,6 +18,7 @@ from epmsweep.engine import (
     ParameterError,
     simulate,
 )
+from tqdm.auto import tqdm
 
 from .assemble import assemble_plan
 from .client import open_client

@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 import numpy as np
-
 from epmsweep.engine import RESULT_FORMAT_VERSION, ImposedRate, ImposedStress, InitialState, ModelParameters
 
 from .spec import PRIMARY_DIMS, PROTOCOLS, Spec, StateSpec, axis_groups, model_parameters

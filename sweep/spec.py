@@ -39,7 +39,6 @@ from typing import Any
 
 import numpy as np
 import yaml
-
 from epmsweep.engine import (
     ImposedRate,
     ImposedStress,

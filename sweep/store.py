@@ -19,7 +19,6 @@ from pathlib import Path
 
 import netCDF4
 import xarray as xr
-
 from epmsweep.engine import RESULT_FORMAT_VERSION
 
 

@@ -1,0 +1,129 @@
+"""Figures (matplotlib): each function returns a Figure with labeled axes and units."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import xarray as xr  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from .distributions import gap_distribution, threshold_distribution  # noqa: E402
+from .flow_curve import HerschelBulkleyFit, fit_herschel_bulkley, flow_curve  # noqa: E402
+from .steady_state import REPLICA_DIM  # noqa: E402
+
+STRESS_LABEL = r"stress $\Sigma$ (LJ units)"
+RATE_LABEL = r"shear rate $\dot\gamma$ (1/LJ time)"
+
+
+def _selections(da: xr.DataArray, keep: set[str]):
+    """Label and selector of every combination of the dims of ``da`` not in ``keep``."""
+    dims = [d for d in da.dims if d not in keep]
+    for values in itertools.product(*(range(da.sizes[d]) for d in dims)):
+        sel = dict(zip(dims, values, strict=True))
+        label = ", ".join(f"{d}={da[d].values[i]}" if d in da.coords else f"{d}={i}" for d, i in sel.items())
+        yield label, sel
+
+
+def plot_flow_curve(flow: xr.Dataset, fits: dict[str, HerschelBulkleyFit] | None = None) -> Figure:
+    """Steady stress vs shear rate; open symbols imposed rate, filled symbols creep; HB fits dashed."""
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    colors = plt.cm.viridis(np.linspace(0, 0.85, 8))
+    for (label, sel), color in zip(_selections(flow["stress"], {"point"}), colors, strict=False):
+        f = flow.isel(sel)
+        for protocol, face in (("imposed_rate", "none"), ("imposed_stress", color)):
+            p = f.where(f.protocol == protocol, drop=True)
+            if p.sizes.get("point", 0):
+                ax.errorbar(
+                    p.shear_rate, p.stress, xerr=p.shear_rate_err, yerr=p.stress_err, fmt="o", mfc=face, color=color,
+                    label=f"{label} {protocol.replace('_', ' ')}".strip(),
+                )
+        if fits and label in fits:
+            fit = fits[label]
+            g = np.geomspace(np.nanmin(f.shear_rate.where(f.shear_rate > 0)), fit.max_rate, 100)
+            ax.plot(g, fit(g), "--", color=color, label=rf"HB: $\Sigma_Y$={fit.sigma_y:.3f}, n={fit.n:.2f}")
+    ax.set(xscale="log", xlabel=RATE_LABEL, ylabel=STRESS_LABEL, title="flow curve")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_stress_strain(ds: xr.Dataset) -> Figure:
+    """Replica-averaged stress-strain curves of imposed-rate runs, one line per rate."""
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    mean = ds[["stress", "strain"]].mean(REPLICA_DIM)
+    for label, sel in _selections(mean["stress"], {"record"}):
+        m = mean.isel(sel)
+        ax.plot(m.strain, m.stress, label=label)
+    ax.set(xlabel=r"strain $\gamma$", ylabel=STRESS_LABEL, title="stress-strain (mean over replicas)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_creep(ds: xr.Dataset) -> Figure:
+    """Replica-averaged creep curves gdot(t) on log-log axes, one line per imposed stress."""
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    mean = ds[["strain_rate", "time"]].mean(REPLICA_DIM)
+    for label, sel in _selections(mean["strain_rate"], {"record"}):
+        m = mean.isel(sel)
+        ok = (m.strain_rate > 0) & (m.time > 0)
+        ax.plot(m.time.where(ok), m.strain_rate.where(ok), label=label)
+    ax.set(xscale="log", yscale="log", xlabel="time t (LJ time)", ylabel=RATE_LABEL, title="creep")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_distributions(ds: xr.Dataset) -> Figure:
+    """P_a(sigma_th) and P(x) from the snapshots, one line per sweep point."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for dist, ax, xlabel in (
+        (threshold_distribution(ds), axes[0], r"threshold $\sigma_{th}$ (LJ units)"),
+        (gap_distribution(ds), axes[1], r"gap $x = \sigma_{th} - \sigma$ (LJ units)"),
+    ):
+        name = "threshold" if "threshold" in dist.dims else "gap"
+        for label, sel in _selections(dist["density"], {name}):
+            d = dist.isel(sel)
+            ax.plot(d[name], d.density, label=f"{label} (mean {float(d['mean']):.3f})")
+        ax.set(xlabel=xlabel, ylabel="probability density")
+        ax.legend(fontsize=7)
+    axes[0].set_title(r"$P_a(\sigma_{th})$")
+    axes[1].set_title("$P(x)$")
+    fig.tight_layout()
+    return fig
+
+
+def write_figures(tree: xr.DataTree, outdir: Path) -> list[Path]:
+    """Draw every figure the assembled data allow and write them as PNG into ``outdir``."""
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    rate = tree["imposed_rate"].to_dataset() if "imposed_rate" in tree.children else None
+    creep = tree["imposed_stress"].to_dataset() if "imposed_stress" in tree.children else None
+    figures: dict[str, Figure] = {}
+    flow = flow_curve(rate, creep)
+    fits = {}
+    for label, sel in _selections(flow["stress"], {"point"}):
+        try:
+            fits[label] = fit_herschel_bulkley(flow.isel(sel))
+        except (ValueError, RuntimeError):
+            continue  # too few points below the validity limit for a fit
+    figures["flow_curve"] = plot_flow_curve(flow, fits)
+    if rate is not None:
+        figures["stress_strain"] = plot_stress_strain(rate)
+        if rate.sizes.get("snapshot", 0):
+            figures["distributions"] = plot_distributions(rate)
+    if creep is not None:
+        figures["creep"] = plot_creep(creep)
+    paths = []
+    for name, fig in figures.items():
+        path = outdir / f"{name}.png"
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        paths.append(path)
+    return paths

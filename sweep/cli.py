@@ -1,0 +1,138 @@
+"""The ``epmsweep`` command: run, status, assemble, demo, plot."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from importlib.resources import files
+from pathlib import Path
+
+from epmsweep.engine import ParameterError, __version__
+
+from .client import open_client
+from .execute import assemble, run_sweep
+from .spec import parse_spec
+from .store import RunStore
+
+
+def _add_cluster_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", default="results", help="output folder (default: results)")
+    p.add_argument("--workers", type=int, default=None, help="worker processes of the local cluster (default: cores)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--scheduler", help="address of a running Dask scheduler (tcp://host:port, tls://...)")
+    where.add_argument("--scheduler-file", help="scheduler file of a running Dask cluster (dask-mpi, dask scheduler)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _run(args: argparse.Namespace, spec_file: str) -> int:
+    spec = parse_spec(spec_file)  # the whole file is validated before any cluster starts
+    with open_client(n_workers=args.workers, scheduler=args.scheduler, scheduler_file=args.scheduler_file) as client:
+        tree = run_sweep(
+            spec, out=args.out, client=client, retry_failed=getattr(args, "retry_failed", False),
+            progress=not args.no_progress,
+        )
+    name = tree.attrs["name"]
+    status = RunStore(args.out, name).status()
+    print(f"{name}: {status.done} done, {status.failed} failed, {status.pending} pending -> {Path(args.out) / name}.nc")
+    return 0 if status.failed == 0 else 1
+
+
+def _plot(tree, outdir: Path) -> None:
+    from epmsweep.analysis import write_figures
+
+    for path in write_figures(tree, outdir):
+        print(f"figure: {path}")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    return _run(args, args.spec)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    spec = str(files("epmsweep.sweep") / "demo.yaml")
+    code = _run(args, spec)
+    _plot(assemble(args.out, "demo"), Path(args.out) / "demo_figures")
+    return code
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    names = args.names
+    if not names and out.is_dir():
+        names = sorted(p.name for p in out.iterdir() if (p / "plan.json").is_file())
+    if not names:
+        print(f"no sweeps under {out}")
+        return 1
+    for name in names:
+        store = RunStore(out, name)
+        s = store.status()
+        print(f"{name}: {s.planned} planned, {s.done} done, {s.pending} pending, {s.failed} failed")
+        for key, rec in sorted(store.failures().items()):
+            first = next(iter((rec.get("error") or "").splitlines()), "")
+            where = f"{rec.get('protocol', '')} {rec.get('coords', {})}"
+            print(f"  failed {key[:12]} {where}: {rec.get('kind', '')}: {first}")
+    return 0
+
+
+def cmd_assemble(args: argparse.Namespace) -> int:
+    tree = assemble(args.out, args.name)
+    print(f"{Path(args.out) / args.name}.nc: {tree.attrs['runs_completed']} of {tree.attrs['runs_planned']} runs")
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    import xarray as xr
+
+    path = Path(args.dataset)
+    if not path.is_file():
+        raise ParameterError(str(path), "dataset file does not exist")
+    _plot(xr.open_datatree(path, engine="netcdf4"), Path(args.out or path.with_suffix("")))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="epmsweep", description="Elasto-plastic lattice sweeps on Dask.")
+    parser.add_argument("--version", action="version", version=f"epmsweep {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="run a sweep file (resumes: stored runs are skipped)")
+    p.add_argument("spec", help="sweep file (YAML)")
+    p.add_argument("--retry-failed", action="store_true", help="rerun the runs recorded as failed")
+    _add_cluster_options(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("demo", help="run the embedded demo sweep and draw its figures")
+    _add_cluster_options(p)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("status", help="done / pending / failed runs per sweep")
+    p.add_argument("names", nargs="*", help="sweep names (default: every sweep under --out)")
+    p.add_argument("--out", default="results", help="output folder (default: results)")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("assemble", help="assemble the stored runs of a sweep into <out>/<name>.nc")
+    p.add_argument("name", help="sweep name")
+    p.add_argument("--out", default="results", help="output folder (default: results)")
+    p.set_defaults(func=cmd_assemble)
+
+    p = sub.add_parser("plot", help="draw the figures of an assembled dataset as PNG")
+    p.add_argument("dataset", help="assembled netCDF file (<out>/<name>.nc)")
+    p.add_argument("--out", default=None, help="folder of the figures (default: next to the dataset)")
+    p.set_defaults(func=cmd_plot)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ParameterError as err:
+        print(f"epmsweep: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("epmsweep: interrupted; finished runs are stored, run the same command again to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
