@@ -16,7 +16,7 @@ from pathlib import Path
 
 import netCDF4
 import numpy as np
-from epmsweep.engine import DEFAULT_SHEAR_MODULUS, InitialState, __version__
+from epmsweep.engine import DEFAULT_SHEAR_MODULUS, __version__
 
 from .plan import Plan
 from .spec import PROTOCOLS, model_parameters
@@ -40,8 +40,6 @@ def _engine_sizes(run) -> dict[str, int]:
 
 
 def _shear_modulus(state) -> float:
-    if state.kind == "file":
-        return InitialState.load(state.path).shear_modulus
     return state.shear_modulus if state.shear_modulus is not None else DEFAULT_SHEAR_MODULUS
 
 

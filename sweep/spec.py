@@ -220,12 +220,12 @@ def _states(raw, source: str, base_dir: Path) -> tuple[StateSpec, ...]:
                 raise _error(source, f"{where}.path", "must be a file path")
             path = (base_dir / desc["path"]).resolve()
             try:
-                InitialState.load(path)
+                loaded = InitialState.load(path)
             except ParameterError as err:
                 raise _error(source, f"{where}.path", str(err)) from None
             desc["path"] = str(path)
             digest = hashlib.sha256(path.read_bytes()).hexdigest()
-            states.append(StateSpec(label, kind, path=str(path), digest=digest))
+            states.append(StateSpec(label, kind, loaded.shear_modulus, path=str(path), digest=digest))
             continue
         mu = desc.get("shear_modulus")
         if mu is not None and (_number(mu, source, f"{where}.shear_modulus") <= 0):

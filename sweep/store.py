@@ -48,8 +48,16 @@ class RunStore:
         self.failed = self.root / "failed"
 
     def create(self) -> RunStore:
+        """Make the folders, and remove temporary files left by an interrupted driver.
+
+        Only the driver of a sweep writes into its store, so at its start any temporary file is
+        the remains of a write that never completed.
+        """
         self.runs.mkdir(parents=True, exist_ok=True)
         self.failed.mkdir(parents=True, exist_ok=True)
+        for folder in (self.root, self.runs, self.failed):
+            for stale in folder.glob(".*.tmp*"):
+                stale.unlink(missing_ok=True)
         return self
 
     def run_path(self, key: str) -> Path:

@@ -1,0 +1,34 @@
+"""Shared fixtures: a real distributed LocalCluster with worker processes, and small sweep files."""
+
+import pytest
+import yaml
+from distributed import Client, LocalCluster
+
+
+@pytest.fixture(scope="session")
+def client():
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=":0") as c,
+        Client(c) as cl,
+    ):
+        yield cl
+
+
+def small_spec(name: str = "small", **overrides) -> dict:
+    """A sweep of both protocols on an 8 x 8 lattice: 2 rates x 2 states x 2 replicas + 2 stresses x 2 x 2."""
+    spec = {
+        "name": name,
+        "seed": 7,
+        "replicas": 2,
+        "model": {"L": 8},
+        "initial_states": {"rejuvenated": {"kind": "rejuvenated"}, "annealed": {"kind": "annealed", "shift": 0.1}},
+        "imposed_rate": {"shear_rate": [0.01, 0.03], "strain_end": 0.3, "n_records": 10, "snapshot_strains": [0.3]},
+        "imposed_stress": {"stress": [0.4, 0.8], "t_end": 5.0, "n_records": 10},
+    }
+    spec.update(overrides)
+    return spec
+
+
+def write_spec(path, spec: dict):
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
