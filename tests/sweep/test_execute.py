@@ -9,9 +9,8 @@ import time
 import numpy as np
 import pytest
 import xarray as xr
-from distributed import Client, LocalCluster
-
 from conftest import small_spec, write_spec
+from distributed import Client, LocalCluster
 from epmsweep.engine import InitialState, simulate
 from epmsweep.sweep import RunStore, make_plan, parse_spec, run_sweep
 
@@ -55,7 +54,8 @@ def test_assembled_dataset_labels_and_values(tmp_path, client):
     run = next(r for r in make_plan(spec).runs if r.protocol == "imposed_stress" and r.coords["seed"] == 1)
     params, state, protocol = run.build()
     direct = simulate(params, state, protocol, run.dynamics_seed)
-    sliced = tree["imposed_stress"].to_dataset().isel(dict(zip(("initial_state", "stress_imposed", "seed"), run.index)))
+    position = dict(zip(("initial_state", "stress_imposed", "seed"), run.index, strict=True))
+    sliced = tree["imposed_stress"].to_dataset().isel(position)
     for name in ("time", "strain", "stress", "strain_rate", "plastic_fraction", "arrest_time"):
         np.testing.assert_array_equal(sliced[name].values, direct[name].values, err_msg=name)
     # the replicas of one state start from the same map at every rate

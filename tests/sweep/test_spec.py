@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-
 from conftest import small_spec, write_spec
 from epmsweep.engine import InitialState
 from epmsweep.sweep import SpecError, make_plan, parse_spec

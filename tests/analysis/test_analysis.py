@@ -1,0 +1,170 @@
+"""Analysis functions against constructed data with known answers."""
+
+import matplotlib
+import numpy as np
+import pytest
+import xarray as xr
+from epmsweep.analysis import (
+    creep_minimum,
+    cumulative_gap,
+    fit_herschel_bulkley,
+    flow_curve,
+    gap_distribution,
+    plot_creep,
+    plot_flow_curve,
+    steady_strain_rate,
+    steady_stress,
+    stress_overshoot,
+    stuck_statistics,
+    threshold_distribution,
+)
+from epmsweep.engine import InitialState
+
+RNG = np.random.default_rng(42)
+
+
+def rate_dataset(rates, curve, n_seeds=6, n_rec=201, noise=0.0):
+    """Imposed-rate series: stress(strain) = curve(rate, strain) + noise, strain 0..8."""
+    strain = np.linspace(0, 8, n_rec)
+    stress = np.array([[curve(g, strain) + noise * RNG.normal(size=n_rec) for _ in range(n_seeds)] for g in rates])
+    dims = ("shear_rate", "seed", "record")
+    return xr.Dataset(
+        {
+            "stress": (dims, stress),
+            "strain": (dims, np.broadcast_to(strain, stress.shape)),
+            "time": (dims, strain / np.asarray(rates)[:, None, None] * np.ones(stress.shape)),
+        },
+        coords={"shear_rate": list(rates), "seed": range(n_seeds)},
+    )
+
+
+def creep_dataset(stresses, rate_of, stuck=None, n_seeds=4):
+    """Creep series with strain_rate(t) = rate_of(stress, t) on log-spaced records."""
+    time = np.concatenate([[0], np.geomspace(0.1, 1000, 120)])
+    rates = np.array([[rate_of(s, time) for _ in range(n_seeds)] for s in stresses])
+    gained = np.cumsum(rates[..., 1:] * np.diff(time), axis=-1)
+    strain = np.concatenate([np.zeros(rates.shape[:-1] + (1,)), gained], axis=-1)
+    dims = ("stress_imposed", "seed", "record")
+    stuck = np.zeros(rates.shape[:-1]) if stuck is None else stuck
+    return xr.Dataset(
+        {
+            "strain_rate": (dims, rates),
+            "strain": (dims, strain),
+            "time": (dims, np.broadcast_to(time, rates.shape)),
+            "stuck": (dims[:2], stuck),
+            "arrest_time": (dims[:2], np.where(stuck == 1, 50.0, np.nan)),
+        },
+        coords={"stress_imposed": list(stresses), "seed": range(n_seeds)},
+    )
+
+
+def test_steady_stress_mean_and_error():
+    """Steady value 0.6 with white noise 0.05: 101 window points x 6 seeds; sem of the seed means."""
+    ds = rate_dataset([1e-3], lambda g, e: 0.6 + 0 * e, noise=0.05)
+    st = steady_stress(ds).squeeze()
+    per_seed_sd = 0.05 / np.sqrt(101)
+    assert float(st.stress) == pytest.approx(0.6, abs=4 * per_seed_sd / np.sqrt(6))
+    assert float(st.stress_err) == pytest.approx(per_seed_sd / np.sqrt(6), rel=0.6)
+    assert int(st.stress_n) == 6
+    # a linear drift of 0.01 per unit strain: the last two quarters of the window (strain 4-6, 6-8) differ by 0.02
+    drifting = steady_stress(rate_dataset([1e-3], lambda g, e: 0.5 + 0.01 * e)).squeeze()
+    assert float(drifting.stress_drift) == pytest.approx(0.02, rel=0.05)
+
+
+def test_herschel_bulkley_fit_recovers_known_parameters():
+    truth = (0.51, 1.3, 0.78)
+    rates = np.geomspace(1e-4, 2e-2, 12)
+    err = np.full(rates.size, 0.003)
+    stress = truth[0] + truth[1] * rates ** truth[2] + err * RNG.normal(size=rates.size)
+    flow = xr.Dataset(
+        {
+            "shear_rate": ("point", rates),
+            "stress": ("point", stress),
+            "stress_err": ("point", err),
+            "shear_rate_err": ("point", np.zeros_like(rates)),
+        }
+    )
+    fit = fit_herschel_bulkley(flow)
+    estimates = zip((fit.sigma_y, fit.a, fit.n), (fit.sigma_y_err, fit.a_err, fit.n_err), truth, strict=True)
+    for value, error, true in estimates:
+        assert abs(value - true) < 4 * error, (value, error, true)
+    assert fit.n_points == 12 and 0.2 < fit.chi2_reduced < 3.0
+    with pytest.raises(ValueError, match=">= 4 points"):
+        fit_herschel_bulkley(flow.isel(point=slice(0, 3)))
+
+
+def test_flow_curve_joins_both_protocols():
+    def inverse_hb(s):  # of Sigma = 0.5 + 1.2 gdot^0.8
+        return ((s - 0.5) / 1.2) ** (1 / 0.8)
+
+    rate = rate_dataset([1e-3, 1e-2], lambda g, e: 0.5 + 1.2 * g**0.8 + 0 * e)
+    creep = creep_dataset(
+        [0.55, 0.6], lambda s, t: inverse_hb(s) * np.ones_like(t), stuck=np.array([[0, 0, 1, 0], [0, 0, 0, 0]])
+    )
+    flow = flow_curve(rate, creep)
+    assert list(flow.protocol.values) == ["imposed_rate"] * 2 + ["imposed_stress"] * 2
+    np.testing.assert_allclose(flow.shear_rate[2:], [inverse_hb(0.55), inverse_hb(0.6)], rtol=1e-6)
+    np.testing.assert_allclose(flow.stress[:2], 0.5 + 1.2 * np.array([1e-3, 1e-2]) ** 0.8, rtol=1e-12)
+    np.testing.assert_allclose(flow.stuck_fraction[2:], [0.25, 0.0])
+
+
+def test_histograms_are_normalised_with_correct_means():
+    thr = RNG.weibull(1.5, size=(2, 3, 4, 16, 16)) * 0.57
+    stress = RNG.normal(0.3, 0.1, thr.shape)
+    dims = ("shear_rate", "seed", "snapshot", "y", "x")
+    ds = xr.Dataset({"threshold": (dims, thr), "local_stress": (dims, stress)}, coords={"shear_rate": [1e-3, 1e-4]})
+    pa = threshold_distribution(ds, bins=np.linspace(0, 4, 201))
+    width = np.diff(pa.threshold_edges.values)
+    np.testing.assert_allclose((pa.density * width).sum("threshold"), 1.0, rtol=1e-12)
+    np.testing.assert_allclose(pa["mean"].values, thr.reshape(2, -1).mean(1))
+    px = gap_distribution(ds, bins=np.linspace(-2, 4, 301))
+    np.testing.assert_allclose(px["mean"].values, (thr - stress).reshape(2, -1).mean(1))
+
+
+def test_cumulative_gap_of_initial_state():
+    state = InitialState.rejuvenated(32, seed=1)
+    c = cumulative_gap(state, x=np.array([0.0, 0.4464, 10.0]))
+    assert c.values[0] == 0.0 and c.values[-1] == 1.0
+    assert c.values[1] == pytest.approx(0.5, abs=0.05)  # the Weibull median, 1024 sites
+    shifted = cumulative_gap(state, x=np.array([0.4464]), stress=0.2)
+    assert shifted.values[0] > c.values[1]
+
+
+def test_overshoot_of_constructed_curve():
+    """Elastic rise to 0.55 plus a bump peaking at strain 0.2 whose height grows with the rate."""
+
+    def curve(g, e):
+        return 0.55 * (1 - np.exp(-e / 0.02)) + (g / 1e-2) * 0.1 * (e / 0.2) * np.exp(1 - e / 0.2)
+
+    ds = rate_dataset([1e-3, 1e-2], curve, n_rec=801)
+    ov = stress_overshoot(ds)
+    assert float(ov.overshoot.sel(shear_rate=1e-2)) > float(ov.overshoot.sel(shear_rate=1e-3)) > 0
+    assert float(ov.overshoot.sel(shear_rate=1e-2)) == pytest.approx(0.1, abs=0.01)
+    assert float(ov.strain_at_peak.sel(shear_rate=1e-2)) == pytest.approx(0.2, abs=0.03)
+
+
+def test_creep_minimum_and_stuck_fraction():
+    def rate(s, t):
+        with np.errstate(divide="ignore"):
+            return np.where(t > 0, 0.01 * (t / 10.0) ** -0.7 + 0.005 * (t > 100), 0.0)
+
+    ds = creep_dataset([0.6], rate, stuck=np.array([[0, 1, 1, 0]]))
+    m = creep_minimum(ds).squeeze()
+    assert float(m.minimum_time) == pytest.approx(100, rel=0.1)
+    assert 100 <= float(m.fluidisation_time) <= 130
+    st = stuck_statistics(ds).squeeze()
+    assert float(st.stuck_fraction) == 0.5 and float(st.mean_arrest_time) == 50.0
+    assert float(steady_strain_rate(ds).stuck_fraction.squeeze()) == 0.5
+
+
+def test_plots_have_labeled_axes(tmp_path):
+    matplotlib.use("Agg")
+    rate = rate_dataset(np.geomspace(1e-3, 1e-2, 4), lambda g, e: 0.5 + 1.2 * g**0.8 + 0 * e, noise=0.01)
+    flow = flow_curve(rate)
+    fig = plot_flow_curve(flow, {"": fit_herschel_bulkley(flow)})
+    ax = fig.axes[0]
+    assert "shear rate" in ax.get_xlabel() and "stress" in ax.get_ylabel() and ax.get_xscale() == "log"
+    fig.savefig(tmp_path / "f.png")
+    assert (tmp_path / "f.png").stat().st_size > 10_000
+    fig = plot_creep(creep_dataset([0.6], lambda s, t: 0.01 + 0 * t))
+    assert fig.axes[0].get_yscale() == "log" and "time" in fig.axes[0].get_xlabel()
