@@ -1,0 +1,92 @@
+"""Sweep service figures, each against a baseline measured in the same run.
+
+1. Throughput: N runs of about a second each on the 2-worker local cluster (the service: plan,
+   submit, transfer, atomic write, assembly) against the same runs in a plain serial loop of
+   ``simulate`` in this process. Target: >= 1.8x on two cores.
+2. Per-run overhead of the service for very short runs: wall time per run through the service
+   against a serial loop of the same runs.
+3. Assembly of 10^4 run files (produced by the service in step 2 at full size): wall time and
+   peak memory of the assembling process (target: < 30 s, bounded memory).
+
+Run: ``python benchmarks/sweep.py [--quick]`` (quick: 40 long runs, 2000 short runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from epmsweep.engine import simulate
+from epmsweep.sweep import make_plan, open_client, parse_spec, run_sweep
+
+
+def spec(name: str, replicas: int, L: int, strain_end: float) -> dict:
+    return {
+        "name": name,
+        "seed": 1,
+        "replicas": replicas,
+        "model": {"L": L},
+        "initial_states": {"rejuvenated": {"kind": "rejuvenated"}},
+        "imposed_rate": {"shear_rate": [1e-2], "strain_end": strain_end, "n_records": 100},
+    }
+
+
+def serial(sweep: dict) -> float:
+    t0 = time.perf_counter()
+    for run in make_plan(parse_spec(sweep)).runs:
+        params, state, protocol = run.build()
+        simulate(params, state, protocol, run.dynamics_seed)
+    return time.perf_counter() - t0
+
+
+def service(sweep: dict, out: Path, client) -> float:
+    t0 = time.perf_counter()
+    run_sweep(sweep, out=out, client=client, progress=False)
+    return time.perf_counter() - t0
+
+
+def assembly(out: Path, name: str) -> tuple[float, float]:
+    """Wall time and peak resident memory (MiB) of `epmsweep assemble` in a fresh process."""
+    code = (
+        "import resource, sys, time; from epmsweep.sweep import assemble; t0 = time.perf_counter();"
+        f"assemble({str(out)!r}, {name!r}); "
+        "print(time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
+    )
+    baseline = (
+        "import resource; import epmsweep.sweep; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
+    )
+    base_mem = float(subprocess.check_output([sys.executable, "-c", baseline]))
+    wall, mem = map(float, subprocess.check_output([sys.executable, "-c", code]).split())
+    return wall, mem - base_mem
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    n_long, n_short = (40, 2000) if args.quick else (200, 10_000)
+    long_runs = spec("long", n_long, 32, 10.0)
+    short_runs = spec("short", n_short, 8, 0.05)
+    with tempfile.TemporaryDirectory() as tmp, open_client(n_workers=2) as client:
+        out = Path(tmp)
+        service(spec("warm", 2, 8, 0.05), out, client)  # workers import and load the engine once
+        t_serial = serial(long_runs)
+        t_service = service(long_runs, out, client)
+        print(f"1. {n_long} runs of ~{t_serial / n_long:.2f} s: serial loop {t_serial:.1f} s, "
+              f"2-worker service {t_service:.1f} s, speed-up {t_serial / t_service:.2f}x (target >= 1.8x)")
+        t_serial = serial(short_runs)
+        t_service = service(short_runs, out, client)
+        print(f"2. {n_short} short runs: serial {1e3 * t_serial / n_short:.2f} ms/run, service "
+              f"{1e3 * t_service / n_short:.2f} ms/run (2 workers, incl. transfer and atomic write); "
+              f"service/serial {t_service / t_serial:.2f}")
+        wall, mem = assembly(out, "short")
+        print(f"3. assembly of {n_short} run files: {wall:.1f} s (target < 30 s), "
+              f"peak memory above import {mem:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
