@@ -43,7 +43,8 @@ def _shear_modulus(state) -> float:
     return state.shear_modulus if state.shear_modulus is not None else DEFAULT_SHEAR_MODULUS
 
 
-def _write_group(root: netCDF4.Dataset, name: str, plan: Plan, store: RunStore, done: set[str]) -> None:
+def _write_group(root: netCDF4.Dataset, name: str, plan: Plan, store: RunStore) -> int:
+    """Write the group of protocol ``name``; returns the number of runs present."""
     runs = [r for r in plan.runs if r.protocol == name]
     dims = plan.dims[name]
     coords = plan.coords[name]
@@ -69,44 +70,56 @@ def _write_group(root: netCDF4.Dataset, name: str, plan: Plan, store: RunStore, 
     aux_coords = " ".join(["shear_modulus", *(c for c in coords if c not in dims)])
     shape = tuple(len(coords[d][1]) for d in dims)
     completed = np.zeros(shape, np.int8)
-    finished = [r for r in runs if r.key in done]
-    if finished:
-        sizes = {d: 0 for d in ("record", "snapshot", "y", "x")}
-        for r in runs:
-            for d, n in _engine_sizes(r).items():
-                sizes[d] = max(sizes[d], n)
-        for d, n in sizes.items():
-            grp.createDimension(d, n)
-        out_vars = {}
-        with netCDF4.Dataset(store.run_path(finished[0].key)) as template:
-            for vname, var in template.variables.items():
-                is_int = var.dtype.kind in "iu"
-                chunks = [1] * len(dims) + [sizes[d] for d in var.dimensions] if var.dimensions else None
-                out = grp.createVariable(
-                    vname, var.dtype, dims + var.dimensions, fill_value=INT_FILL if is_int else np.nan,
-                    chunksizes=chunks, zlib=False,
-                )
-                out.setncatts({k: var.getncattr(k) for k in var.ncattrs() if k not in ("_FillValue",)})
-                out.setncattr("coordinates", aux_coords)
-                out_vars[vname] = out
-        for r in finished:
-            with netCDF4.Dataset(store.run_path(r.key)) as nc:
-                nc.set_auto_mask(False)
-                for vname, out in out_vars.items():
-                    data = nc.variables[vname][...]
-                    out[r.index + tuple(slice(0, n) for n in data.shape)] = data
-            completed[r.index] = 1
+    stored = store.stored_keys()
+    sizes = {d: 0 for d in ("record", "snapshot", "y", "x")}
+    for r in runs:
+        for d, n in _engine_sizes(r).items():
+            sizes[d] = max(sizes[d], n)
+    out_vars, buffers = {}, {}
+    for r in runs:
+        nc = store.open_verified(r.key) if r.key in stored else None
+        if nc is None:
+            continue
+        with nc:
+            if not out_vars:  # the first stored run is the template of the variables
+                for d, n in sizes.items():
+                    grp.createDimension(d, n)
+                for vname, var in nc.variables.items():
+                    fill = INT_FILL if var.dtype.kind in "iu" else np.nan
+                    chunks = [1] * len(dims) + [sizes[d] for d in var.dimensions] if var.dimensions else None
+                    out = grp.createVariable(
+                        vname, var.dtype, dims + var.dimensions, fill_value=fill, chunksizes=chunks
+                    )
+                    out.setncatts({k: var.getncattr(k) for k in var.ncattrs() if k != "_FillValue"})
+                    out.setncattr("coordinates", aux_coords)
+                    out_vars[vname] = out
+                    if "x" not in var.dimensions:  # series and scalars are gathered; fields are streamed
+                        buffers[vname] = np.full(shape + tuple(sizes[d] for d in var.dimensions), fill, var.dtype)
+            for vname, out in out_vars.items():
+                data = nc.variables[vname][...]
+                where = r.index + tuple(slice(0, n) for n in data.shape)
+                if vname in buffers:
+                    buffers[vname][where] = data
+                else:
+                    out[where] = data
+        completed[r.index] = 1
+    for vname, data in buffers.items():
+        out_vars[vname][...] = data
     mask = grp.createVariable("completed", "i1", dims)
     mask[...] = completed
     mask.setncatts(
         {"units": "1", "long_name": "1 if the run is present, 0 if missing or failed", "coordinates": aux_coords}
     )
+    return int(completed.sum())
 
 
 def assemble_plan(plan: Plan, store: RunStore, out_path: str | os.PathLike) -> Path:
-    """Write the assembled file of ``plan`` from ``store`` to ``out_path`` (atomically)."""
+    """Write the assembled file of ``plan`` from ``store`` to ``out_path`` (atomically).
+
+    Every run file is verified as it is read; a corrupt or outdated one is removed and counted
+    as missing.
+    """
     out_path = Path(out_path)
-    done = store.done_keys(r.key for r in plan.runs)
     tmp = out_path.with_name(f".{out_path.name}.tmp{os.getpid()}")
     with netCDF4.Dataset(tmp, "w", format="NETCDF4") as root:
         root.setncatts(
@@ -117,11 +130,10 @@ def assemble_plan(plan: Plan, store: RunStore, out_path: str | os.PathLike) -> P
                 "spec": plan.spec.text,
                 "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "runs_planned": len(plan.runs),
-                "runs_completed": len(done),
                 "Conventions": "CF-1.8",
             }
         )
-        for name in plan.dims:
-            _write_group(root, name, plan, store, done)
+        completed = sum(_write_group(root, name, plan, store) for name in plan.dims)
+        root.setncattr("runs_completed", completed)
     os.replace(tmp, out_path)
     return out_path

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 import traceback
 from contextlib import nullcontext
 from pathlib import Path
@@ -54,8 +55,18 @@ def warm_worker() -> str:
     return os.environ.get("NUMBA_CACHE_DIR", "default")
 
 
-def _capacity(client: Client) -> int:
-    return IN_FLIGHT_PER_WORKER * max(1, len(client.scheduler_info(n_workers=-1)["workers"]))
+class _Capacity:
+    """Futures to keep in flight: a few per worker, the worker count refreshed at most every second."""
+
+    def __init__(self, client: Client):
+        self.client, self.checked, self.value = client, -1.0, IN_FLIGHT_PER_WORKER
+
+    def __call__(self) -> int:
+        now = time.monotonic()
+        if now - self.checked > 1.0:
+            workers = len(self.client.scheduler_info(n_workers=-1)["workers"])
+            self.value, self.checked = IN_FLIGHT_PER_WORKER * max(1, workers), now
+        return self.value
 
 
 def execute(runs: list[Run], store: RunStore, client: Client, *, progress: bool = True) -> dict[str, int]:
@@ -82,8 +93,9 @@ def execute(runs: list[Run], store: RunStore, client: Client, *, progress: bool 
                 break
         return futures
 
+    capacity = _Capacity(client)
     bar = tqdm(total=len(runs), unit="run", disable=not progress, file=sys.stderr, dynamic_ncols=True)
-    stream = as_completed(submit_next(_capacity(client)))
+    stream = as_completed(submit_next(capacity()))
     try:
         for fut in stream:
             run = by_future.pop(fut.key)
@@ -102,7 +114,7 @@ def execute(runs: list[Run], store: RunStore, client: Client, *, progress: bool 
                 counts["failed"] += 1
             bar.update()
             bar.set_postfix(failed=counts["failed"], refresh=False)
-            for new in submit_next(max(0, _capacity(client) - len(by_future))):
+            for new in submit_next(max(0, capacity() - len(by_future))):
                 stream.add(new)
     except BaseException:
         client.cancel(list(stream.futures))

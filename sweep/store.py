@@ -28,6 +28,22 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def write_netcdf(ds: xr.Dataset, path: Path) -> None:
+    """Write a Dataset of plain numeric variables with the netCDF4 library directly.
+
+    ``Dataset.to_netcdf`` takes a cluster-wide lock through the scheduler whenever a Dask client
+    is active (tens of ms per file); the driver is the only writer of its files and needs none.
+    """
+    with netCDF4.Dataset(path, "w", format="NETCDF4") as nc:
+        for dim, size in ds.sizes.items():
+            nc.createDimension(dim, size)
+        for name, var in ds.variables.items():
+            out = nc.createVariable(name, var.dtype, var.dims)
+            out.setncatts(var.attrs)
+            out[...] = var.values
+        nc.setncatts(ds.attrs)
+
+
 @dataclass(frozen=True)
 class Status:
     planned: int
@@ -90,8 +106,7 @@ class RunStore:
         """Write a finished run atomically; the file records its key and result format."""
         path = self.run_path(key)
         tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        ds = ds.assign_attrs(run_key=key)
-        ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4")
+        write_netcdf(ds.assign_attrs(run_key=key), tmp)
         os.replace(tmp, path)
         (self.failed / f"{key}.json").unlink(missing_ok=True)
         return path
@@ -114,25 +129,37 @@ class RunStore:
             return set()
         return {n[:-3] for n in os.listdir(self.runs) if n.endswith(".nc") and not n.startswith(".")}
 
+    def open_verified(self, key: str) -> netCDF4.Dataset | None:
+        """The run file of ``key`` opened for reading (masking off), or None if it is missing,
+        unreadable, of another run or of an older result format; such a file is removed."""
+        path = self.run_path(key)
+        try:
+            nc = netCDF4.Dataset(path)
+        except (OSError, RuntimeError):
+            path.unlink(missing_ok=True)
+            return None
+        try:
+            ok = nc.getncattr("run_key") == key and int(nc.getncattr("result_format")) == RESULT_FORMAT_VERSION
+        except (AttributeError, ValueError):
+            ok = False
+        if not ok:
+            nc.close()
+            path.unlink(missing_ok=True)
+            return None
+        nc.set_auto_mask(False)
+        return nc
+
     def verify(self, key: str) -> bool:
         """True if the run file opens and belongs to ``key`` in the current result format."""
-        try:
-            with netCDF4.Dataset(self.run_path(key)) as nc:
-                return nc.getncattr("run_key") == key and int(nc.getncattr("result_format")) == RESULT_FORMAT_VERSION
-        except (OSError, AttributeError, ValueError, RuntimeError):
-            return False
+        nc = self.open_verified(key)
+        if nc is not None:
+            nc.close()
+        return nc is not None
 
     def done_keys(self, keys: Iterable[str]) -> set[str]:
         """Keys among ``keys`` whose file verifies; a corrupt or outdated file is removed."""
         stored = self.stored_keys()
-        done = set()
-        for key in keys:
-            if key in stored:
-                if self.verify(key):
-                    done.add(key)
-                else:
-                    self.run_path(key).unlink(missing_ok=True)
-        return done
+        return {key for key in keys if key in stored and self.verify(key)}
 
     def status(self) -> Status:
         plan = self.read_plan()
