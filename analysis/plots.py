@@ -5,17 +5,14 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import xarray as xr
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import xarray as xr  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from .distributions import gap_distribution, threshold_distribution  # noqa: E402
-from .flow_curve import HerschelBulkleyFit, fit_herschel_bulkley, flow_curve  # noqa: E402
-from .steady_state import REPLICA_DIM  # noqa: E402
+from .distributions import gap_distribution, threshold_distribution
+from .flow_curve import HerschelBulkleyFit, fit_herschel_bulkley, flow_curve
+from .steady_state import REPLICA_DIM
 
 STRESS_LABEL = r"stress $\Sigma$ (LJ units)"
 RATE_LABEL = r"shear rate $\dot\gamma$ (1/LJ time)"
