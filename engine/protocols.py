@@ -10,18 +10,40 @@ import numpy as np
 from .errors import ParameterError
 from .parameters import check_positive
 
+MAX_RECORDS = 10**6
+
 
 def _check_count(name: str, value: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ParameterError(name, f"must be an integer >= 1, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_RECORDS:
+        raise ParameterError(name, f"must be an integer in 1..{MAX_RECORDS}, got {value!r}")
     return value
 
 
-def _to_steps(name: str, times, dt: float, n_steps: int) -> np.ndarray:
-    t = np.asarray(times, dtype=float)
-    if t.size and (not np.all(np.isfinite(t)) or t.min() < 0):
-        raise ParameterError(name, "must be finite and >= 0")
-    steps = np.unique(np.rint(t / dt).astype(np.int64))
+MAX_STEPS = 10**13
+"""Longest run accepted, in time steps (about a month of compute at 4 million steps per second)."""
+
+
+def _check_times(name: str, values) -> tuple[float, ...]:
+    """A tuple of finite numbers >= 0, or ParameterError."""
+    out = []
+    for i, v in enumerate(values if isinstance(values, (tuple, list, np.ndarray)) else [values]):
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not math.isfinite(v):
+            raise ParameterError(f"{name}[{i}]", f"must be a finite number, got {v!r}")
+        if v < 0:
+            raise ParameterError(f"{name}[{i}]", f"must be >= 0, got {v!r}")
+        out.append(float(v))
+    return tuple(out)
+
+
+def _n_steps(name: str, duration: float, dt: float) -> int:
+    n = duration / dt
+    if not n < MAX_STEPS:
+        raise ParameterError(name, f"the run would take {n:.3g} steps of dt = {dt:g}, more than {MAX_STEPS:.0e}")
+    return int(round(n))
+
+
+def _to_steps(name: str, times: tuple[float, ...], dt: float, n_steps: int) -> np.ndarray:
+    steps = np.unique(np.rint(np.asarray(times, dtype=float) / dt).astype(np.int64))
     if steps.size and steps[-1] > n_steps:
         raise ParameterError(name, f"lies beyond the end of the run (t = {n_steps * dt:g})")
     return steps
@@ -62,7 +84,7 @@ class ImposedRate:
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, check_positive(name, getattr(self, name)))
         _check_count("n_records", self.n_records)
-        object.__setattr__(self, "snapshot_strains", tuple(float(s) for s in self.snapshot_strains))
+        object.__setattr__(self, "snapshot_strains", _check_times("snapshot_strains", self.snapshot_strains))
 
     @property
     def duration(self) -> float:
@@ -70,9 +92,9 @@ class ImposedRate:
 
     def schedule(self, dt: float) -> tuple[int, np.ndarray, np.ndarray]:
         """(total steps, record steps, snapshot steps) for time step ``dt``."""
-        n = int(round(self.duration / dt))
+        n = _n_steps("strain_end" if self.t_end is None else "t_end", self.duration, dt)
         records = np.unique(np.rint(np.linspace(0, n, self.n_records + 1)).astype(np.int64))
-        snaps = _to_steps("snapshot_strains", np.asarray(self.snapshot_strains) / self.shear_rate, dt, n)
+        snaps = _to_steps("snapshot_strains", tuple(s / self.shear_rate for s in self.snapshot_strains), dt, n)
         return n, records, snaps
 
     def to_attrs(self) -> dict:
@@ -122,7 +144,7 @@ class ImposedStress:
         _check_count("n_records", self.n_records)
         if self.t_first_record is not None:
             object.__setattr__(self, "t_first_record", check_positive("t_first_record", self.t_first_record))
-        object.__setattr__(self, "snapshot_times", tuple(float(s) for s in self.snapshot_times))
+        object.__setattr__(self, "snapshot_times", _check_times("snapshot_times", self.snapshot_times))
 
     @property
     def duration(self) -> float:
@@ -130,7 +152,7 @@ class ImposedStress:
 
     def schedule(self, dt: float) -> tuple[int, np.ndarray, np.ndarray]:
         """(total steps, record steps, snapshot steps) for time step ``dt``."""
-        n = int(round(self.t_end / dt))
+        n = _n_steps("t_end", self.t_end, dt)
         t_first = self.t_first_record if self.t_first_record is not None else 10 * dt
         if t_first >= self.t_end:
             raise ParameterError("t_first_record", f"must be < t_end = {self.t_end:g}")

@@ -211,7 +211,7 @@ def _states(raw, source: str, base_dir: Path) -> tuple[StateSpec, ...]:
             raise _error(source, where, "label must be an identifier (letters, digits, _)")
         desc = _mapping(desc, source, where)
         kind = desc.get("kind", "file" if "path" in desc else None)
-        if kind not in STATE_KINDS:
+        if not isinstance(kind, str) or kind not in STATE_KINDS:
             raise _error(source, f"{where}.kind", f"must be one of {sorted(STATE_KINDS)}, got {kind!r}")
         allowed, required = STATE_KINDS[kind]
         _check_keys({k: v for k, v in desc.items() if k != "kind"}, allowed, required, source, where)
