@@ -32,36 +32,34 @@ def flow_curve(
         ``shear_rate``, ``shear_rate_err``, ``stress``, ``stress_err``, ``stuck_fraction`` on
         (..., point), with coordinate ``protocol`` (point).
     """
+    def points(rate, rate_err, stress, stress_err, stuck, protocol, dim):
+        def on_point(da):
+            return da.rename({dim: "point"}).drop_vars("point")
+
+        ds = xr.Dataset(
+            {
+                "shear_rate": on_point(rate),
+                "shear_rate_err": on_point(rate_err),
+                "stress": on_point(stress),
+                "stress_err": on_point(stress_err),
+                "stuck_fraction": on_point(stuck),
+            }
+        )
+        return ds.assign_coords(protocol=("point", [protocol] * ds.sizes["point"]))
+
     parts = []
     if imposed_rate is not None:
         st = steady_stress(imposed_rate, start_fraction)
-        stress = st["stress"].rename(shear_rate="point").drop_vars("point")
-        rate = xr.ones_like(stress) * xr.DataArray(imposed_rate["shear_rate"].values, dims="point")
-        parts.append(
-            xr.Dataset(
-                {
-                    "shear_rate": rate,
-                    "shear_rate_err": xr.zeros_like(stress),
-                    "stress": stress,
-                    "stress_err": st["stress_err"].rename(shear_rate="point").drop_vars("point"),
-                    "stuck_fraction": xr.zeros_like(stress),
-                }
-            ).assign_coords(protocol=("point", ["imposed_rate"] * rate.sizes["point"]))
-        )
+        zero = xr.zeros_like(st["stress"])
+        rate = zero + imposed_rate["shear_rate"]
+        parts.append(points(rate, zero, st["stress"], st["stress_err"], zero, "imposed_rate", "shear_rate"))
     if imposed_stress is not None:
         sr = steady_strain_rate(imposed_stress, start_fraction)
-        rate = sr["strain_rate"].rename(stress_imposed="point").drop_vars("point")
-        stress = xr.ones_like(rate) * xr.DataArray(imposed_stress["stress_imposed"].values, dims="point")
+        zero = xr.zeros_like(sr["strain_rate"])
+        stress = zero + imposed_stress["stress_imposed"]
         parts.append(
-            xr.Dataset(
-                {
-                    "shear_rate": rate,
-                    "shear_rate_err": sr["strain_rate_err"].rename(stress_imposed="point").drop_vars("point"),
-                    "stress": stress,
-                    "stress_err": xr.zeros_like(rate),
-                    "stuck_fraction": sr["stuck_fraction"].rename(stress_imposed="point").drop_vars("point"),
-                }
-            ).assign_coords(protocol=("point", ["imposed_stress"] * rate.sizes["point"]))
+            points(sr["strain_rate"], sr["strain_rate_err"], stress, zero, sr["stuck_fraction"], "imposed_stress",
+                   "stress_imposed")
         )
     if not parts:
         raise ValueError("give at least one of imposed_rate and imposed_stress")

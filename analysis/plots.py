@@ -50,29 +50,33 @@ def plot_flow_curve(flow: xr.Dataset, fits: dict[str, HerschelBulkleyFit] | None
     return fig
 
 
+def _mean_curves(ds: xr.Dataset, x: str, y: str, loglog: bool = False) -> tuple[Figure, plt.Axes]:
+    """One replica-averaged curve y(x) per sweep point; on log axes, non-positive values are dropped."""
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    mean = ds[[x, y]].mean(REPLICA_DIM)
+    for label, sel in _selections(mean[y], {"record"}):
+        m = mean.isel(sel)
+        if loglog:
+            m = m.where((m[x] > 0) & (m[y] > 0))
+        ax.plot(m[x], m[y], label=label)
+    if loglog:
+        ax.set(xscale="log", yscale="log")
+    ax.legend(fontsize=7)
+    return fig, ax
+
+
 def plot_stress_strain(ds: xr.Dataset) -> Figure:
     """Replica-averaged stress-strain curves of imposed-rate runs, one line per rate."""
-    fig, ax = plt.subplots(figsize=(6, 4.5))
-    mean = ds[["stress", "strain"]].mean(REPLICA_DIM)
-    for label, sel in _selections(mean["stress"], {"record"}):
-        m = mean.isel(sel)
-        ax.plot(m.strain, m.stress, label=label)
+    fig, ax = _mean_curves(ds, "strain", "stress")
     ax.set(xlabel=r"strain $\gamma$", ylabel=STRESS_LABEL, title="stress-strain (mean over replicas)")
-    ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
 
 
 def plot_creep(ds: xr.Dataset) -> Figure:
     """Replica-averaged creep curves gdot(t) on log-log axes, one line per imposed stress."""
-    fig, ax = plt.subplots(figsize=(6, 4.5))
-    mean = ds[["strain_rate", "time"]].mean(REPLICA_DIM)
-    for label, sel in _selections(mean["strain_rate"], {"record"}):
-        m = mean.isel(sel)
-        ok = (m.strain_rate > 0) & (m.time > 0)
-        ax.plot(m.time.where(ok), m.strain_rate.where(ok), label=label)
-    ax.set(xscale="log", yscale="log", xlabel="time t (LJ time)", ylabel=RATE_LABEL, title="creep")
-    ax.legend(fontsize=7)
+    fig, ax = _mean_curves(ds, "time", "strain_rate", loglog=True)
+    ax.set(xlabel="time t (LJ time)", ylabel=RATE_LABEL, title="creep")
     fig.tight_layout()
     return fig
 
