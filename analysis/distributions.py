@@ -10,7 +10,10 @@ FIELD_DIMS = ("seed", "snapshot", "y", "x")
 
 
 def _histogram(values: xr.DataArray, bins: np.ndarray, name: str, units: str) -> xr.Dataset:
-    """Normalised histogram (integral 1) over FIELD_DIMS, keeping every other dimension."""
+    """Normalised histogram over FIELD_DIMS, keeping every other dimension.
+
+    The density integrates to 1 over ``bins`` (values outside the edges are not counted).
+    """
     pooled = [d for d in FIELD_DIMS if d in values.dims]
 
     def hist(v):
@@ -34,16 +37,28 @@ def _histogram(values: xr.DataArray, bins: np.ndarray, name: str, units: str) ->
     return out.assign_coords({name: (name, centres, {"units": units}), f"{name}_edges": (f"{name}_edge", bins)})
 
 
+def _default_bins(values: xr.DataArray, n: int = 80) -> np.ndarray:
+    """n equal bins spanning every value, so that no sample falls outside the normalisation."""
+    lo, hi = float(values.min()), float(values.max())
+    return np.linspace(min(lo, 0.0), hi + 1e-12, n + 1)
+
+
 def threshold_distribution(ds: xr.Dataset, bins: np.ndarray | None = None) -> xr.Dataset:
-    """P_a(sigma_th): normalised histogram of the thresholds of all snapshots (pooled over seeds)."""
-    bins = np.linspace(0.0, 2.0, 81) if bins is None else np.asarray(bins, float)
+    """P_a(sigma_th): normalised histogram of the thresholds of all snapshots (pooled over seeds).
+
+    ``bins``: edges (stress units); by default 80 bins spanning all values.
+    """
+    bins = _default_bins(ds["threshold"]) if bins is None else np.asarray(bins, float)
     return _histogram(ds["threshold"], bins, "threshold", "LJ stress")
 
 
 def gap_distribution(ds: xr.Dataset, bins: np.ndarray | None = None) -> xr.Dataset:
-    """P(x): normalised histogram of the local gaps x = sigma_th - sigma of all snapshots."""
-    bins = np.linspace(-0.5, 1.5, 81) if bins is None else np.asarray(bins, float)
+    """P(x): normalised histogram of the local gaps x = sigma_th - sigma of all snapshots.
+
+    ``bins``: edges (stress units); by default 80 bins spanning all values.
+    """
     gap = (ds["threshold"] - ds["local_stress"]).rename("gap")
+    bins = _default_bins(gap) if bins is None else np.asarray(bins, float)
     return _histogram(gap, bins, "gap", "LJ stress")
 
 

@@ -18,12 +18,16 @@ STRESS_LABEL = r"stress $\Sigma$ (LJ units)"
 RATE_LABEL = r"shear rate $\dot\gamma$ (1/LJ time)"
 
 
+def _fmt(value) -> str:
+    return f"{value:.3g}" if isinstance(value, (float, np.floating)) else str(value)
+
+
 def _selections(da: xr.DataArray, keep: set[str]):
     """Label and selector of every combination of the dims of ``da`` not in ``keep``."""
     dims = [d for d in da.dims if d not in keep]
     for values in itertools.product(*(range(da.sizes[d]) for d in dims)):
         sel = dict(zip(dims, values, strict=True))
-        label = ", ".join(f"{d}={da[d].values[i]}" if d in da.coords else f"{d}={i}" for d, i in sel.items())
+        label = ", ".join(f"{d}={_fmt(da[d].values[i])}" if d in da.coords else f"{d}={i}" for d, i in sel.items())
         yield label, sel
 
 
