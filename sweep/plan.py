@@ -86,9 +86,6 @@ class Plan:
     dims: dict  # protocol -> tuple of dim names (sweep axes only)
     coords: dict  # protocol -> {dim or coordinate name: (dim, values)}
 
-    def by_key(self) -> dict[str, Run]:
-        return {r.key: r for r in self.runs}
-
 
 def _run_key(run_fields: dict) -> str:
     return hashlib.sha256(canonical_json({**run_fields, "result_format": RESULT_FORMAT_VERSION}).encode()).hexdigest()

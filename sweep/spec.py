@@ -59,7 +59,6 @@ STATE_KINDS = {
     "file": ({"path"}, {"path"}),
 }
 MAX_RUNS = 10_000_000
-MAX_LATTICE = 1024
 
 
 class SpecError(ParameterError):
@@ -195,11 +194,6 @@ def expand_values(value: Any, source: str, where: str) -> tuple:
     return tuple(values)
 
 
-def _reraise(err: ParameterError, source: str, prefix: str, index: int | None = None) -> SpecError:
-    suffix = "" if index is None else f"[{index}]"
-    return _error(source, f"{prefix}{suffix}" if prefix else err.field, err.reason)
-
-
 def _states(raw, source: str, base_dir: Path) -> tuple[StateSpec, ...]:
     raw = _mapping(raw, source, "initial_states")
     if not raw:
@@ -298,8 +292,6 @@ def parse_spec(spec: str | Path | dict, source: str | None = None) -> Spec:
     if "thresholds" in model:
         model["thresholds"] = dict(_mapping(model["thresholds"], source, "model.thresholds"))
         _check_keys(model["thresholds"], THRESHOLD_KEYS, set(), source, "model.thresholds")
-    if isinstance(model.get("L"), int) and model["L"] > MAX_LATTICE:
-        raise _error(source, "model.L", f"must be <= {MAX_LATTICE}, got {model['L']}")
 
     axes_raw = _mapping(raw.get("axes", {}), source, "axes")
     axes = []
@@ -320,11 +312,9 @@ def parse_spec(spec: str | Path | dict, source: str | None = None) -> Spec:
     for axis in axes:
         for i, v in enumerate(axis.values):
             try:
-                p = spec.model_parameters({axis.name: v})
+                spec.model_parameters({axis.name: v})
             except ParameterError as err:
                 raise _error(source, f"axes.{axis.name}[{i}]", err.reason) from None
-            if p.L > MAX_LATTICE:
-                raise _error(source, f"axes.{axis.name}[{i}]", f"L must be <= {MAX_LATTICE}")
 
     states_raw = _mapping(raw["initial_states"], source, "initial_states")
     raw = {**raw, "initial_states": {k: dict(v) if isinstance(v, dict) else v for k, v in states_raw.items()}}
