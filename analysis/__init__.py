@@ -6,7 +6,14 @@ Functions take the per-protocol Datasets of an assembled sweep (``tree["imposed_
 
 from .distributions import cumulative_gap, gap_distribution, threshold_distribution
 from .flow_curve import MODEL_VALIDITY_RATE, HerschelBulkleyFit, fit_herschel_bulkley, flow_curve, herschel_bulkley
-from .plots import plot_creep, plot_distributions, plot_flow_curve, plot_stress_strain, write_figures
+from .plots import (
+    plot_creep,
+    plot_cumulative_gap,
+    plot_distributions,
+    plot_flow_curve,
+    plot_stress_strain,
+    write_figures,
+)
 from .steady_state import steady_strain_rate, steady_stress, steady_window
 from .transients import creep_minimum, stress_overshoot, stuck_statistics
 
@@ -20,6 +27,7 @@ __all__ = [
     "gap_distribution",
     "herschel_bulkley",
     "plot_creep",
+    "plot_cumulative_gap",
     "plot_distributions",
     "plot_flow_curve",
     "plot_stress_strain",

@@ -8,9 +8,10 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
+from epmsweep.engine import InitialState
 from matplotlib.figure import Figure
 
-from .distributions import gap_distribution, threshold_distribution
+from .distributions import cumulative_gap, gap_distribution, threshold_distribution
 from .flow_curve import HerschelBulkleyFit, fit_herschel_bulkley, flow_curve
 from .steady_state import REPLICA_DIM
 
@@ -100,6 +101,20 @@ def plot_distributions(ds: xr.Dataset) -> Figure:
         ax.legend(fontsize=7)
     axes[0].set_title(r"$P_a(\sigma_{th})$")
     axes[1].set_title("$P(x)$")
+    fig.tight_layout()
+    return fig
+
+
+def plot_cumulative_gap(states: list[InitialState], stress: float | None = None) -> Figure:
+    """C(X) of initial states; a dotted line marks an imposed stress (sites left of it yield at once)."""
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for state in states:
+        c = cumulative_gap(state)
+        ax.plot(c.gap, c, label=f"{state.name} (mu = {state.shear_modulus:g})")
+    if stress is not None:
+        ax.axvline(stress, color="gray", ls=":", label=f"Sigma_0 = {stress:g}")
+    ax.set(xlabel="gap X (LJ units)", ylabel="C(X)", title="cumulative gap distribution of the initial states")
+    ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
 

@@ -11,6 +11,7 @@ from epmsweep.analysis import (
     flow_curve,
     gap_distribution,
     plot_creep,
+    plot_cumulative_gap,
     plot_flow_curve,
     steady_strain_rate,
     steady_stress,
@@ -168,3 +169,11 @@ def test_plots_have_labeled_axes(tmp_path):
     assert (tmp_path / "f.png").stat().st_size > 10_000
     fig = plot_creep(creep_dataset([0.6], lambda s, t: 0.01 + 0 * t))
     assert fig.axes[0].get_yscale() == "log" and "time" in fig.axes[0].get_xlabel()
+    states = [InitialState.annealed(32, shift, seed=0, name=f"s{shift}") for shift in (0.0, 0.3)]
+    fig = plot_cumulative_gap(states, stress=0.65)
+    lines = fig.axes[0].get_lines()
+    assert fig.axes[0].get_ylabel() == "C(X)" and len(lines) == 3
+    # the better annealed state has fewer sites below any X
+    x = 0.5
+    low = [np.interp(x, line.get_xdata(), line.get_ydata()) for line in lines[:2]]
+    assert low[0] > low[1]

@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 import pytest
+import xarray as xr
 from conftest import record_figure, small_spec
 from epmsweep.engine import InitialState, ParameterError
 from epmsweep.sweep import SpecError, parse_spec
@@ -90,16 +91,22 @@ def test_malformed_specs_give_one_clear_error(path, action, value):
     shape=st.tuples(st.integers(0, 6), st.integers(0, 6)),
     poison=st.sampled_from([None, math.nan, math.inf, -1.0]),
     mu=st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=3), st.none()),
+    drop=st.sampled_from([None, "threshold", "stress"]),
 )
-def test_malformed_initial_states_give_one_clear_error(tmp_path_factory, shape, poison, mu):
+def test_malformed_initial_state_files_give_one_clear_error(tmp_path_factory, shape, poison, mu, drop):
+    """A state file with a broken map, modulus or variable: ParameterError naming the file and the field."""
     thr = np.full(shape, 0.5)
     if poison is not None and thr.size:
         thr.flat[0] = poison
+    variables = {"threshold": (("y", "x"), thr), "stress": (("y", "x"), np.zeros(shape))}
+    variables.pop(drop, None)
+    path = tmp_path_factory.mktemp("state") / "state.nc"
+    xr.Dataset(variables, attrs={} if mu is None else {"shear_modulus": mu}).to_netcdf(path)
     try:
-        InitialState(thr, np.zeros(shape), mu)
+        state = InitialState.load(path)
     except ParameterError as err:
-        assert err.field in ("threshold", "stress", "shear_modulus")
-        OUTCOMES[f"state:{err.field}"] += 1
+        assert str(path) in err.field and err.reason, str(err)
+        OUTCOMES[f"state:{err.field.rsplit(':', 1)[-1]}"] += 1
     else:
-        assert shape[0] == shape[1] >= 2 and poison is None and isinstance(mu, float) and mu > 0
+        assert drop is None and shape[0] == shape[1] >= 2 and poison is None and state.shear_modulus > 0
         OUTCOMES["state:accepted"] += 1
