@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import sys
 import time
 import traceback
@@ -30,10 +31,15 @@ from .store import RunStore
 IN_FLIGHT_PER_WORKER = 4
 TASK_RETRIES = 2  # for exceptions other than the engine's own (deterministic) errors
 DETERMINISTIC_ERRORS = (ParameterError, NumericalInstabilityError)
+BATCH_JOB_VARIABLES = ("SLURM_JOB_ID", "PBS_JOBID")  # set by the batch system inside a job
 
 
 def compute_run(run: Run) -> tuple[str, xr.Dataset | dict]:
-    """Worker side: simulate one run. Deterministic engine errors come back as a failure record."""
+    """Worker side: simulate one run. Deterministic engine errors come back as a failure record.
+
+    The run records where it was computed: ``worker_host`` and ``batch_job_id`` (the Slurm or PBS
+    job of the worker, empty outside a batch job).
+    """
     try:
         params, state, protocol = run.build()
         ds = simulate(params, state, protocol, run.dynamics_seed)
@@ -44,6 +50,8 @@ def compute_run(run: Run) -> tuple[str, xr.Dataset | dict]:
             "run_protocol": run.protocol,
             "run_coords": canonical_json(run.coords),
             "initial_state_seed_spawn_key": str(list(run.state_seed.spawn_key)),
+            "worker_host": socket.gethostname(),
+            "batch_job_id": next((os.environ[v] for v in BATCH_JOB_VARIABLES if os.environ.get(v)), ""),
         }
     )
     return "ok", ds
