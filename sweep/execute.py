@@ -7,6 +7,7 @@ import socket
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -77,24 +78,35 @@ class _Capacity:
         return self.value
 
 
-def execute(runs: list[Run], store: RunStore, client: Client, *, progress: bool = True) -> dict[str, int]:
+def execute(
+    runs: list[Run],
+    store: RunStore,
+    client: Client,
+    *,
+    progress: bool = True,
+    compute: Callable = compute_run,
+    warm: Callable = warm_worker,
+) -> dict[str, int]:
     """Compute ``runs`` on ``client`` and store each as it finishes; returns counts by outcome.
 
     A sliding window of a few futures per worker keeps the scheduler's graph small. Results are
     written by this process only (one writer per file), atomically, as they arrive: an
-    interruption loses at most the runs in flight.
+    interruption loses at most the runs in flight. ``compute`` (worker side, one run in,
+    ``("ok", Dataset)`` or ``("failed", record)`` out) and ``warm`` (run once on every worker
+    first) default to the lattice engine's; other tasks with ``key``, ``protocol`` and ``coords``
+    (the particle simulations' probes) pass their own.
     """
     counts = {"done": 0, "failed": 0}
     if not runs:
         return counts
-    client.run(warm_worker)
+    client.run(warm)
     pending = iter(runs)
     by_future = {}
 
     def submit_next(n: int) -> list:
         futures = []
         for run in pending:
-            fut = client.submit(compute_run, run, key=f"run-{run.key}", retries=TASK_RETRIES, pure=False)
+            fut = client.submit(compute, run, key=f"run-{run.key}", retries=TASK_RETRIES, pure=False)
             by_future[fut.key] = run
             futures.append(fut)
             if len(futures) >= n:
