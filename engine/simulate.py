@@ -100,7 +100,6 @@ def simulate(
     g_ext = np.tile(g, (2, 2)).ravel()
     g_hat = np.fft.rfft2(g)
     fft_min = {"auto": fft_crossover(L), "sparse": n + 1, "fft": 1}[redistribution]
-    p_pl, p_res = params.switching_probabilities()
 
     n_rec, n_snap = rec_steps.size, snap_steps.size
     rec_stress, rec_gpl, rec_np = np.empty(n_rec), np.empty(n_rec), np.empty(n_rec)
@@ -108,7 +107,7 @@ def simulate(
     snap_plastic = np.empty((n_snap, n), np.uint8)
 
     status, arrest_step, peak, peak_step, counters = stepping.run(
-        s, thr, plastic, sigma0, load, creep, dt / params.tau, p_pl, p_res, mu,
+        s, thr, plastic, sigma0, load, creep, dt / params.tau, dt / params.tau_pl, dt / params.tau_res, mu,
         g_ext, g_hat, fft_min, fast_forward, *params.thresholds.compiled(), rng,
         n_steps, rec_steps, snap_steps,
         rec_stress, rec_gpl, rec_np, snap_stress, snap_thr, snap_plastic,

@@ -6,6 +6,8 @@ under imposed rate then only changes the scalar Sigma, which makes the exact fas
 elastic stretches possible: the same floating-point operations as plain stepping, per step O(1).
 """
 
+import math
+
 import numpy as np
 from numba import njit, uint64
 
@@ -50,21 +52,20 @@ def _redistribute_sparse(s, plist, dbuf, n_plastic, g_ext, L):
 
 
 @njit(cache=True)
-def _redistribute_fft(s, plist, dbuf, n_plastic, g_hat, d2, L):
-    """s += G * d with a real FFT pair: cost O(N log N) whatever the number of plastic sites."""
-    for k in range(n_plastic):
-        j = plist[k]
-        d2[j // L, j % L] = dbuf[k]
-    spectrum = np.fft.rfft2(d2)
+def _redistribute_fft(s, d, g_hat):
+    """s += G * d with a real FFT pair, d the dense (L, L) increments; returns sum(d).
+
+    Cost O(N log N) whatever the number of plastic sites; the sum is the q = 0 coefficient.
+    """
+    spectrum = np.fft.rfft2(d)
+    total = spectrum[0, 0].real
     for qy in range(spectrum.shape[0]):
         for qx in range(spectrum.shape[1]):
             spectrum[qy, qx] *= g_hat[qy, qx]
-    ds = np.fft.irfft2(spectrum, s=(L, L)).ravel()
-    for i in range(s.size):
+    ds = np.fft.irfft2(spectrum, s=d.shape).ravel()
+    for i in range(uint64(s.size)):
         s[i] += ds[i]
-    for k in range(n_plastic):
-        j = plist[k]
-        d2[j // L, j % L] = 0.0
+    return total
 
 
 @njit(cache=True)
@@ -89,28 +90,93 @@ def _crossing_candidates(s, thr, sigma_ext):
     cross first while the whole field is shifted up uniformly."""
     gmin = np.inf
     scale = abs(sigma_ext)
-    for i in range(s.size):
-        g = thr[i] - (sigma_ext + s[i])
-        gmin = min(gmin, g)
+    for i in range(uint64(s.size)):
+        gmin = min(gmin, thr[i] - (sigma_ext + s[i]))
         scale = max(scale, abs(s[i]), thr[i])
     # far above the round-off of any comparison sigma_ext' + s_i > thr_i (~1e-16 x scale)
     tol = 1e-9 * (1.0 + scale)
     n = 0
-    for i in range(s.size):
-        if thr[i] - (sigma_ext + s[i]) <= gmin + tol:
-            n += 1
+    for i in range(uint64(s.size)):
+        n += thr[i] - (sigma_ext + s[i]) <= gmin + tol
     out = np.empty(n, np.int64)
     n = 0
-    for i in range(s.size):
+    for i in range(uint64(s.size)):
         if thr[i] - (sigma_ext + s[i]) <= gmin + tol:
             out[n] = i
             n += 1
     return out
 
 
+MAX_CLOCK = 2**62
+
+
+@njit(cache=True)
+def _clock(rng, dt_over_tau):
+    """Steps up to and including the first success of per-step trials of probability
+    p = 1 - exp(-dt / tau): the geometric law P(K > k) = exp(-k dt / tau), drawn by inversion
+    (an exponential waiting time counted in steps). Capped at 2**62."""
+    k = -math.log1p(-rng.random()) / dt_over_tau
+    return int(min(k, MAX_CLOCK)) + 1
+
+
+SWITCH_BLOCK = 64
+"""Sites per block of the switching pass: clocks tick branch-free (vectorised) within a block,
+and only a block holding an event is scanned site by site."""
+
+
+@njit(cache=True)
+def _switch(
+    s, thr, plastic, clock, plist, n_plastic, newly, sigma_ext, dt_pl, dt_res, dist_kind, dist_params, dist_table, rng
+):  # fmt: skip
+    """One switching phase; returns the new number of plastic sites (listed in ``plist``).
+
+    Rather than one Bernoulli draw per site and step, each site carries a clock: the number of
+    trials until its next switch, drawn from the geometric law of the per-step probability
+    1 - exp(-dt / tau_x) (``_clock``). An elastic site's clock counts the steps it still has to
+    spend above threshold before it activates (``dt_pl`` = dt / tau_pl); a plastic site's, the
+    steps before it relaxes (``dt_res`` = dt / tau_res) and draws a new threshold. The
+    per-step trials being independent, the switching times have exactly the law of step-by-step
+    draws, at a few draws per event. A site that switches in this phase does not switch back
+    in it.
+    """
+    n = uint64(s.size)
+    n_relaxed, n_new = 0, 0
+    for start in range(uint64(0), n, uint64(SWITCH_BLOCK)):
+        stop = min(start + uint64(SWITCH_BLOCK), n)
+        events = 0
+        for i in range(start, stop):  # the clocks that run tick (unsigned i: vectorised)
+            clock[i] -= plastic[i] | (sigma_ext + s[i] > thr[i])
+            events += clock[i] == 0
+        if events == 0:
+            continue
+        for i in range(start, stop):
+            if clock[i] != 0:
+                continue
+            if plastic[i]:
+                plastic[i] = 0
+                thr[i] = quantile(rng.random(), dist_kind, dist_params, dist_table)
+                clock[i] = _clock(rng, dt_pl)
+                n_relaxed += 1
+            else:
+                newly[n_new] = i
+                n_new += 1
+                clock[i] = _clock(rng, dt_res)
+    kept = n_plastic
+    if n_relaxed:
+        kept = 0
+        for k in range(n_plastic):
+            if plastic[plist[k]]:
+                plist[kept] = plist[k]
+                kept += 1
+    for k in range(n_new):
+        plastic[newly[k]] = 1
+        plist[kept + k] = newly[k]
+    return kept + n_new
+
+
 @njit(cache=True)
 def run(
-    s, thr, plastic, sigma_ext, load, creep, dt_tau, p_pl, p_res, mu,
+    s, thr, plastic, sigma_ext, load, creep, dt_tau, dt_pl, dt_res, mu,
     g_ext, g_hat, fft_min, fast_forward, dist_kind, dist_params, dist_table, rng,
     n_steps, rec_steps, snap_steps,
     rec_stress, rec_gpl, rec_nplastic, snap_stress, snap_thr, snap_plastic,
@@ -131,8 +197,8 @@ def run(
         mu * gdot * dt added to Sigma each step under imposed rate (unused under creep).
     creep : bool
         Imposed stress: Sigma stays fixed; an absorbing state ends the run.
-    dt_tau, p_pl, p_res, mu : float
-        dt / tau, the two switching probabilities per step, the shear modulus.
+    dt_tau, dt_pl, dt_res, mu : float
+        dt / tau, dt / tau_pl, dt / tau_res, the shear modulus.
     g_ext : (4 N,) float64
         Real-space propagator tiled 2 x 2 and flattened (rows of separation + L read contiguously).
     g_hat : (L, L // 2 + 1) complex128
@@ -164,13 +230,19 @@ def run(
     gpl_norm = 1.0 / (n * mu)
     plist = np.empty(n, np.int64)
     dbuf = np.empty(n)
-    d2 = np.zeros((L, L))
+    d2 = np.zeros((L, L))  # dense increments for the FFT path
+    d_flat = d2.reshape(n)
     counters = np.zeros(4, np.int64)
+    clock = np.empty(n, np.int64)  # trials left before the next switch, see _switch
+    newly = np.empty(n, np.int64)
     n_plastic = 0
     for i in range(n):
         if plastic[i]:
             plist[n_plastic] = i
             n_plastic += 1
+            clock[i] = _clock(rng, dt_res)
+        else:
+            clock[i] = _clock(rng, dt_pl)
     gpl = 0.0
     peak, peak_step = sigma_ext, 0
     arrest_step = -1
@@ -224,15 +296,17 @@ def run(
         # one explicit Euler step: plastic increments, redistribution, drive
         step += 1
         if n_plastic > 0:
-            sum_d = 0.0
-            for k in range(n_plastic):
-                d = (sigma_ext + s[plist[k]]) * dt_tau
-                dbuf[k] = d
-                sum_d += d
             if n_plastic >= fft_min:
-                _redistribute_fft(s, plist, dbuf, n_plastic, g_hat, d2, L)
+                for i in range(uint64(n)):
+                    d_flat[i] = (sigma_ext + s[i]) * dt_tau if plastic[i] else 0.0
+                sum_d = _redistribute_fft(s, d2, g_hat)
                 counters[STEPS_FFT] += 1
             else:
+                sum_d = 0.0
+                for k in range(n_plastic):
+                    d = (sigma_ext + s[uint64(plist[k])]) * dt_tau
+                    dbuf[k] = d
+                    sum_d += d
                 _redistribute_sparse(s, plist, dbuf, n_plastic, g_ext, L)
                 counters[STEPS_SPARSE] += 1
             gpl += sum_d
@@ -244,20 +318,10 @@ def run(
                 sigma_ext = sigma_ext + load
 
         # switching with the updated stresses
-        n_plastic = 0
-        for i in range(uint64(n)):
-            if plastic[i]:
-                if rng.random() < p_res:
-                    plastic[i] = 0
-                    thr[i] = quantile(rng.random(), dist_kind, dist_params, dist_table)
-                else:
-                    plist[n_plastic] = i
-                    n_plastic += 1
-            elif sigma_ext + s[i] > thr[i]:
-                if rng.random() < p_pl:
-                    plastic[i] = 1
-                    plist[n_plastic] = i
-                    n_plastic += 1
+        n_plastic = _switch(
+            s, thr, plastic, clock, plist, n_plastic, newly, sigma_ext, dt_pl, dt_res,
+            dist_kind, dist_params, dist_table, rng,
+        )  # fmt: skip
 
     # an absorbing state is frozen: the remaining records and snapshots are known exactly
     while ri < n_rec:

@@ -81,8 +81,11 @@ def test_sparse_and_fft_redistribution_agree(L):
         a = rng.normal(size=L * L)
         b = a.copy()
         _redistribute_sparse(a, plist, d, k, np.tile(g, (2, 2)).ravel(), L)
-        _redistribute_fft(b, plist, d, k, np.fft.rfft2(g), np.zeros((L, L)), L)
+        dense = np.zeros(L * L)
+        dense[plist] = d
+        total = _redistribute_fft(b, dense.reshape(L, L), np.fft.rfft2(g))
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
+        assert total == pytest.approx(d.sum(), abs=1e-12)
 
 
 def test_sparse_and_fft_runs_agree():
@@ -126,3 +129,38 @@ def test_output_labels_units_and_provenance():
         assert key in ds.attrs
     assert ds.strain.values[-1] == pytest.approx(0.2)
     assert float(ds.peak_stress) >= ds.stress.max()
+
+
+def test_switching_clock_has_the_per_step_law():
+    """K = steps to the first success of trials of probability p = 1 - exp(-dt/tau): P(K > k) = (1 - p)^k."""
+    from epmsweep.engine.stepping import _clock
+
+    rng, dt_over_tau, n = np.random.default_rng(0), 0.01, 200_000
+    draws = np.array([_clock(rng, dt_over_tau) for _ in range(n)])
+    p = -np.expm1(-dt_over_tau)
+    assert draws.min() == 1
+    for k in (0, 1, 10, 100, 300):
+        expected = (1 - p) ** k
+        err = np.sqrt(expected * (1 - expected) / n)
+        assert abs(np.mean(draws > k) - expected) <= 5 * err + 1e-12, k
+    assert abs(draws.mean() - 1 / p) < 5 * draws.std() / np.sqrt(n)
+
+
+def test_switching_rates_far_above_threshold():
+    """Every site far above threshold: the plastic fraction follows the two-state chain
+    f' = (1 - f) p_pl + f (1 - p_res) step by step (16 seeds x 4096 sites, 5 binomial sigmas)."""
+    params = ModelParameters(L=64, tau_pl=1.0, tau_res=0.5)
+    state = InitialState.rejuvenated(64, seed=0)
+    p_pl, p_res = params.switching_probabilities()
+    runs = [
+        simulate(params, state, ImposedStress(1e3, t_end=3.0, n_records=300, t_first_record=0.01), seed=s)
+        for s in range(16)
+    ]
+    steps = np.rint(runs[0].time.values / params.dt).astype(int)
+    f = np.zeros(steps.max() + 1)
+    for k in range(steps.max()):
+        f[k + 1] = (1 - f[k]) * p_pl + f[k] * (1 - p_res)
+    measured = np.mean([ds.plastic_fraction.values for ds in runs], axis=0)
+    sigma = np.sqrt(f[steps] * (1 - f[steps]) / (16 * 4096))
+    assert np.all(np.abs(measured - f[steps]) <= 5 * sigma + 1e-12)
+    assert f[steps].max() > 0.2, "the window must reach the stationary mix"
