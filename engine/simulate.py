@@ -113,7 +113,7 @@ def simulate(
         rec_stress, rec_gpl, rec_np, snap_stress, snap_thr, snap_plastic,
     )  # fmt: skip
     if status != stepping.STATUS_OK:
-        raise NumericalInstabilityError("the stress field became non-finite (NaN or inf)")
+        raise NumericalInstabilityError("the stress or the plastic strain became non-finite (NaN or inf)")
 
     time = rec_steps * dt
     if creep:

@@ -259,7 +259,7 @@ def run(
             rec_gpl[ri] = gpl * gpl_norm
             rec_nplastic[ri] = n_plastic
             ri += 1
-            if not (np.isfinite(sigma_ext) and np.isfinite(np.sum(s))):
+            if not (np.isfinite(sigma_ext) and np.isfinite(gpl) and np.isfinite(np.sum(s))):
                 status = STATUS_NONFINITE
         while si < n_snap and snap_steps[si] == step:
             _store_fields(si, sigma_ext, s, thr, plastic, snap_stress, snap_thr, snap_plastic)

@@ -8,6 +8,7 @@ from epmsweep.engine import (
     ImposedStress,
     InitialState,
     ModelParameters,
+    NumericalInstabilityError,
     ParameterError,
     ThresholdDistribution,
     simulate,
@@ -81,3 +82,10 @@ def test_bad_maps():
         InitialState(np.full((4, 4), np.nan), np.zeros((4, 4)))
     with pytest.raises(ParameterError, match="shear_modulus"):
         InitialState(np.ones((4, 4)), np.zeros((4, 4)), shear_modulus=0.0)
+
+
+@pytest.mark.parametrize("stress", [1e307, 1.7e308])
+def test_numerical_blow_up_is_detected(stress):
+    """Overflow of the stresses or of the accumulated plastic strain is an error, never an inf in the output."""
+    with pytest.raises(NumericalInstabilityError, match="non-finite"):
+        simulate(ModelParameters(L=8), InitialState.rejuvenated(8, seed=0), ImposedStress(stress, t_end=5.0), seed=0)
