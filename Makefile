@@ -14,10 +14,17 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e ".[test]"
 	touch $@
 
+# What the tests of deploy/ need besides: Slurm, munge and Open MPI (Debian packages, as root or through sudo),
+# and the deploy extra with mpi4py built against that Open MPI.
+$(VENV)/.deploy: $(VENV)/.installed deploy/install-system-packages.sh deploy/install-python-packages.sh
+	deploy/install-system-packages.sh
+	deploy/install-python-packages.sh $(PY)
+	touch $@
+
 run: $(VENV)/.installed
 	$(VENV)/bin/epmsweep demo --out $(OUT)
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed $(VENV)/.deploy
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q tests
 

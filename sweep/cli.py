@@ -1,4 +1,4 @@
-"""The ``epmsweep`` command: run, status, assemble, demo, plot."""
+"""The ``epmsweep`` command: run, status, assemble, demo, plot, doctor."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import sys
 from importlib.resources import files
 from pathlib import Path
 
+from epmsweep.deploy.config import KINDS, default_out, use_config_file
 from epmsweep.engine import ParameterError, __version__
 
 from .client import open_client
@@ -15,18 +16,42 @@ from .spec import parse_spec
 from .store import RunStore
 
 
+def _add_out_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", default=None, help="output folder (default: epmsweep.deploy.out: results)")
+    _add_config_option(p)
+
+
+def _add_config_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--config", action="append", default=[],
+        help="YAML file of Dask configuration merged over the current one (site settings, TLS); repeatable",
+    )
+
+
 def _add_cluster_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", default="results", help="output folder (default: results)")
+    _add_out_option(p)
     p.add_argument("--workers", type=int, default=None, help="worker processes of the local cluster (default: cores)")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--scheduler", help="address of a running Dask scheduler (tcp://host:port, tls://...)")
     where.add_argument("--scheduler-file", help="scheduler file of a running Dask cluster (dask-mpi, dask scheduler)")
+    where.add_argument(
+        "--cluster", choices=[*KINDS, "mpi"],
+        help="start worker jobs on Slurm or PBS (dask-jobqueue), or form the cluster from the MPI ranks of an "
+        "mpirun/srun launch (dask-mpi); settings from the Dask config (deploy/README.md)",
+    )
+    p.add_argument("--jobs", type=int, default=None, help="worker jobs of --cluster slurm|pbs (default: 1)")
+    p.add_argument("--max-jobs", type=int, default=None, help="scale adaptively from --jobs up to this many jobs")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def _run(args: argparse.Namespace, spec_file: str) -> int:
     spec = parse_spec(spec_file)  # the whole file is validated before any cluster starts
-    with open_client(n_workers=args.workers, scheduler=args.scheduler, scheduler_file=args.scheduler_file) as client:
+    if (args.jobs is not None or args.max_jobs is not None) and args.cluster not in KINDS:
+        raise ParameterError("--jobs", f"applies to --cluster {' or '.join(KINDS)} only")
+    with open_client(
+        n_workers=args.workers, scheduler=args.scheduler, scheduler_file=args.scheduler_file,
+        cluster=args.cluster, jobs=args.jobs, max_jobs=args.max_jobs,
+    ) as client:
         tree = run_sweep(
             spec, out=args.out, client=client, retry_failed=getattr(args, "retry_failed", False),
             progress=not args.no_progress,
@@ -86,8 +111,18 @@ def cmd_plot(args: argparse.Namespace) -> int:
     path = Path(args.dataset)
     if not path.is_file():
         raise ParameterError(str(path), "dataset file does not exist")
-    _plot(xr.open_datatree(path, engine="netcdf4"), Path(args.out or path.with_suffix("")))
+    _plot(xr.open_datatree(path, engine="netcdf4"), Path(args.figures or path.with_suffix("")))
     return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from epmsweep.deploy.doctor import run_checks
+
+    failed = 0
+    for check in run_checks(args.cluster, submit=args.submit):
+        failed += not check.ok
+        print(f"{'ok  ' if check.ok else 'FAIL'} {check.name}: {check.detail}")
+    return 1 if failed else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -107,24 +142,34 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("status", help="done / pending / failed runs per sweep")
     p.add_argument("names", nargs="*", help="sweep names (default: every sweep under --out)")
-    p.add_argument("--out", default="results", help="output folder (default: results)")
+    _add_out_option(p)
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("assemble", help="assemble the stored runs of a sweep into <out>/<name>.nc")
     p.add_argument("name", help="sweep name")
-    p.add_argument("--out", default="results", help="output folder (default: results)")
+    _add_out_option(p)
     p.set_defaults(func=cmd_assemble)
 
     p = sub.add_parser("plot", help="draw the figures of an assembled dataset as PNG")
     p.add_argument("dataset", help="assembled netCDF file (<out>/<name>.nc)")
-    p.add_argument("--out", default=None, help="folder of the figures (default: next to the dataset)")
+    p.add_argument("--out", dest="figures", default=None, help="folder of the figures (default: next to the dataset)")
     p.set_defaults(func=cmd_plot)
+
+    p = sub.add_parser("doctor", help="check the settings and the machine before running on a cluster")
+    p.add_argument("--cluster", choices=[*KINDS, "mpi"], default=None, help="also check this kind of cluster")
+    p.add_argument("--submit", action="store_true", help="with --cluster slurm|pbs: start one worker job and time it")
+    _add_config_option(p)
+    p.set_defaults(func=cmd_doctor)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        for path in getattr(args, "config", []):
+            use_config_file(path)
+        if hasattr(args, "out"):
+            args.out = args.out or default_out()
         return args.func(args)
     except ParameterError as err:
         print(f"epmsweep: error: {err}", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""Opening a Dask client: an embedded local cluster by default, or an existing scheduler."""
+"""Opening a Dask client: an embedded local cluster by default, an existing scheduler, or a batch-system cluster."""
 
 from __future__ import annotations
 
@@ -15,6 +15,9 @@ def open_client(
     n_workers: int | None = None,
     scheduler: str | None = None,
     scheduler_file: str | None = None,
+    cluster: str | None = None,
+    jobs: int | None = None,
+    max_jobs: int | None = None,
 ) -> Iterator[Client]:
     """A connected ``distributed.Client``, closed (with its cluster, if embedded) on exit.
 
@@ -28,11 +31,31 @@ def open_client(
         come from Dask's configuration (``distributed.comm.tls.*``).
     scheduler_file : str, optional
         Scheduler file written by ``dask scheduler --scheduler-file`` or dask-mpi.
+    cluster : {"slurm", "pbs", "mpi"}, optional
+        Start worker jobs on Slurm or PBS with dask-jobqueue (``jobs`` to ``max_jobs`` jobs, shut
+        down on exit), or, under ``mpirun``/``srun``, form the cluster from the MPI ranks with
+        dask-mpi; settings come from the Dask configuration (``epmsweep.deploy``).
+    jobs, max_jobs : int, optional
+        Number of worker jobs (default 1), adaptively up to ``max_jobs`` (default: ``jobs``).
 
     The embedded cluster listens on 127.0.0.1 only and its dashboard on localhost only.
     """
-    if scheduler and scheduler_file:
-        raise ValueError("give at most one of scheduler and scheduler_file")
+    if sum(bool(x) for x in (scheduler, scheduler_file, cluster)) > 1:
+        raise ValueError("give at most one of scheduler, scheduler_file and cluster")
+    if cluster == "mpi":
+        from epmsweep.deploy import mpi_client
+
+        if jobs is not None or max_jobs is not None:
+            raise ValueError("jobs and max_jobs apply to batch-system clusters; under MPI the ranks are the workers")
+        with mpi_client() as client:
+            yield client
+        return
+    if cluster:
+        from epmsweep.deploy import job_cluster
+
+        with job_cluster(cluster, jobs or 1, max_jobs) as batch_cluster, Client(batch_cluster) as client:
+            yield client
+        return
     if scheduler or scheduler_file:
         with Client(scheduler, scheduler_file=scheduler_file) as client:
             yield client

@@ -119,11 +119,10 @@ def execute(
     try:
         for fut in stream:
             run = by_future.pop(fut.key)
-            if fut.status == "finished":
+            try:  # a result lost with a retiring worker (lifetime) is recomputed by the scheduler: wait for it
                 outcome, value = fut.result()
-            else:
-                exc = fut.exception()
-                tb = "".join(traceback.format_exception(type(exc), exc, fut.traceback()))
+            except Exception as exc:
+                tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
                 outcome, value = "failed", {"kind": type(exc).__name__, "error": str(exc), "traceback": tb}
             fut.release()
             if outcome == "ok":

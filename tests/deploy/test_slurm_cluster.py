@@ -1,0 +1,201 @@
+"""The sweep on a real Slurm: worker jobs from dask-jobqueue, worker lifetimes, Ctrl-C, TLS, batch mode.
+
+A single-node Slurm (munged, slurmctld, slurmd from Debian's packages) is started for this module
+and stopped at its end. Results are compared bit for bit with the same sweep on the test suite's
+LocalCluster; where each run was computed is read from the run files (``batch_job_id``) and checked
+against the jobs that Slurm itself reports.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+from deploy_helpers import (
+    EPMSWEEP,
+    LONG,
+    REPO,
+    TINY,
+    VENV_BIN,
+    assert_same_results,
+    epmsweep,
+    numba_cache_files,
+    open_result,
+    reference,
+    run_attributes,
+    write_yaml,
+)
+from epmsweep.sweep import RunStore, run_sweep
+from local_slurm import LocalSlurm
+
+
+@pytest.fixture(scope="module")
+def slurm(tmp_path_factory):
+    cluster = LocalSlurm(tmp_path_factory.mktemp("slurm")).start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="module")
+def numba_cache(tmp_path_factory):
+    """One Numba cache for every worker of this module, as on a shared filesystem."""
+    return tmp_path_factory.mktemp("numba-cache")
+
+
+def settings(tmp_path, numba_cache, job_name: str, **deploy) -> dict:
+    """Dask settings for jobs on the test Slurm: 1 core each, loopback only, the project's venv."""
+    return {
+        "jobqueue": {
+            "slurm": {
+                "name": job_name,
+                "cores": 1,
+                "memory": "1GB",
+                "walltime": "00:10:00",
+                "interface": "lo",
+                "log-directory": str(tmp_path / "jobs"),
+                "job-script-prologue": [f"source {VENV_BIN / 'activate'}"],
+                "scheduler-options": {"dashboard_address": "127.0.0.1:0"},
+            }
+        },
+        "epmsweep": {
+            "deploy": {
+                "numba-cache-dir": str(numba_cache),
+                "lifetime-stagger": "1 minute",
+                "mpi": {"interface": "lo", "dashboard-address": "127.0.0.1:0"},
+                **deploy,
+            }
+        },
+    }
+
+
+def jobs_named(slurm: LocalSlurm, name: str) -> dict[str, dict]:
+    return {job["JobId"]: job for job in slurm.jobs() if job["JobName"] == name}
+
+
+def test_sweep_on_slurm_jobs_equals_local_cluster(slurm, numba_cache, tmp_path, client):
+    spec = write_yaml(tmp_path / "tiny.yaml", TINY)
+    config = write_yaml(tmp_path / "site.yaml", settings(tmp_path, numba_cache, "epmsweep-jobs2"))
+    proc = epmsweep("run", str(spec), "--cluster", "slurm", "--jobs", "2", "--config", str(config),
+                    "--out", str(tmp_path / "out"), "--no-progress", env=slurm.env)
+    assert proc.returncode == 0, proc.stderr + slurm.logs()
+    assert "tiny: 16 done, 0 failed, 0 pending" in proc.stdout
+
+    jobs = jobs_named(slurm, "epmsweep-jobs2")
+    assert len(jobs) == 2, jobs  # --jobs 2, and no job had to be replaced
+    assert not slurm.active_jobs(), "jobs left running after the sweep"
+    assert {job["JobState"] for job in jobs.values()} == {"CANCELLED"}  # shut down by the driver at the end
+    computed_in = {attrs["batch_job_id"] for attrs in run_attributes(tmp_path / "out", "tiny")}
+    assert computed_in and computed_in <= set(jobs), computed_in  # every run was computed inside those jobs
+    assert numba_cache_files(numba_cache), "the workers did not use the configured Numba cache"
+
+    expected = reference(TINY, client, tmp_path / "local")
+    assert_same_results(open_result(tmp_path / "out", "tiny"), expected)
+
+
+def test_workers_retiring_by_lifetime_lose_nothing(slurm, numba_cache, tmp_path):
+    """Workers live 20 +- 2 s in a sweep of about a minute: adaptive scaling (1 to 2 jobs) replaces them."""
+    spec = write_yaml(tmp_path / "long.yaml", LONG)
+    config = write_yaml(tmp_path / "site.yaml", settings(
+        tmp_path, numba_cache, "epmsweep-lifetime", **{"lifetime": "20s", "lifetime-stagger": "2s"}))
+    proc = epmsweep("run", str(spec), "--cluster", "slurm", "--jobs", "1", "--max-jobs", "2", "--config",
+                    str(config), "--out", str(tmp_path / "out"), "--no-progress", env=slurm.env)
+    assert proc.returncode == 0, proc.stderr + slurm.logs()
+
+    jobs = jobs_named(slurm, "epmsweep-lifetime")
+    retired = [j for j, job in jobs.items() if job["JobState"] == "COMPLETED"]  # the worker left by itself
+    assert retired, {j: job["JobState"] for j, job in jobs.items()}
+    attrs = run_attributes(tmp_path / "out", "long")
+    n_runs = LONG["replicas"] * len(LONG["imposed_stress"]["stress"])
+    assert len(attrs) == n_runs and len({a["run_key"] for a in attrs}) == n_runs  # every run stored, once
+    assert not RunStore(tmp_path / "out", "long").failures()
+    assert {a["batch_job_id"] for a in attrs} <= set(jobs)
+    assert len({a["batch_job_id"] for a in attrs}) > 2  # more jobs than ever ran at once: replacements worked
+    assert int(open_result(tmp_path / "out", "long")["imposed_stress"]["completed"].sum()) == n_runs
+
+
+def test_ctrl_c_cancels_the_jobs_and_the_sweep_resumes(slurm, numba_cache, tmp_path, client):
+    spec = write_yaml(tmp_path / "long.yaml", LONG)
+    config = write_yaml(tmp_path / "site.yaml", settings(tmp_path, numba_cache, "epmsweep-interrupt"))
+    out = tmp_path / "out"
+    driver = subprocess.Popen(
+        [EPMSWEEP, "run", str(spec), "--cluster", "slurm", "--jobs", "2", "--config", str(config),
+         "--out", str(out), "--no-progress"],
+        env=slurm.env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as in a terminal, whatever ran the tests
+    )
+    store = RunStore(out, "long")
+    deadline = time.monotonic() + 120
+    while not (store.runs.is_dir() and store.stored_keys()):
+        assert driver.poll() is None and time.monotonic() < deadline, "no run finished: " + slurm.logs()
+        time.sleep(0.2)
+    driver.send_signal(signal.SIGINT)
+    _, stderr = driver.communicate(timeout=60)
+    assert driver.returncode == 130, stderr
+    assert "interrupted" in stderr
+
+    deadline = time.monotonic() + 30
+    while slurm.active_jobs() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not slurm.active_jobs(), "worker jobs still queued or running after Ctrl-C"
+    n_runs = LONG["replicas"] * len(LONG["imposed_stress"]["stress"])
+    stored = store.done_keys(store.read_plan())
+    assert 0 < len(stored) < n_runs  # interrupted mid-sweep, finished runs kept
+
+    tree = run_sweep(LONG, out=out, client=client, progress=False)  # the same sweep resumes elsewhere
+    assert int(tree["imposed_stress"]["completed"].sum()) == n_runs
+    assert_same_results(tree, reference(LONG, client, tmp_path / "local"))
+
+
+def test_sweep_over_tls_on_slurm(slurm, numba_cache, tmp_path):
+    made = subprocess.run([str(REPO / "deploy" / "make-certificates.sh"), str(tmp_path / "certs"), "1"],
+                          capture_output=True, text=True, check=True)
+    tls_config = made.stdout.strip()
+    spec = write_yaml(tmp_path / "tiny.yaml", TINY)
+    config = write_yaml(tmp_path / "site.yaml", settings(tmp_path, numba_cache, "epmsweep-tls"))
+    proc = epmsweep("run", str(spec), "--cluster", "slurm", "--jobs", "1", "--config", str(config),
+                    "--config", tls_config, "--out", str(tmp_path / "out"), "--no-progress", env=slurm.env)
+    assert proc.returncode == 0, proc.stderr + slurm.logs()
+    assert "tiny: 16 done" in proc.stdout
+    worker_logs = "".join(p.read_text() for p in (tmp_path / "jobs").glob("*.err"))
+    assert "Start worker at:      tls://" in worker_logs, worker_logs[-2000:]
+    assert "tcp://" not in worker_logs  # nothing in clear
+
+
+def test_doctor_submits_one_worker_job(slurm, numba_cache, tmp_path):
+    config = write_yaml(tmp_path / "site.yaml", settings(tmp_path, numba_cache, "epmsweep-doctor"))
+    proc = epmsweep("doctor", "--cluster", "slurm", "--config", str(config), "--submit", env=slurm.env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = dict(line[5:].split(": ", 1) for line in proc.stdout.splitlines())
+    assert "scheduler" in lines and "tcp://127.0.0.1:" in lines["scheduler"]
+    job_id = next(iter(jobs_named(slurm, "epmsweep-doctor")))
+    assert f"(job {job_id})" in lines["worker job"], lines
+    assert not slurm.active_jobs()
+
+
+def batch_env(slurm: LocalSlurm, config) -> dict:
+    return {**slurm.env, "EPMSWEEP": EPMSWEEP, "PYTHON": str(VENV_BIN / "python"), "EPMSWEEP_CONFIG": str(config)}
+
+
+@pytest.mark.parametrize("script", ["sweep.sbatch", "sweep-scheduler-file.sbatch"])
+def test_batch_script_runs_the_sweep_inside_one_allocation(slurm, numba_cache, tmp_path, client, script):
+    """sbatch of the batch script with 3 tasks (2 CPUs: overcommitted): scheduler, driver and workers inside."""
+    spec = write_yaml(tmp_path / "tiny.yaml", TINY)
+    config = write_yaml(tmp_path / "site.yaml", settings(tmp_path, numba_cache, "unused"))
+    env = batch_env(slurm, config)
+    env["SCHEDULER_FILE"] = str(tmp_path / "scheduler.json")
+    proc = subprocess.run(
+        ["sbatch", "--parsable", "--wait", "--ntasks=3", "--overcommit", "--mem-per-cpu=1G",
+         f"--output={tmp_path / 'batch.out'}", str(REPO / "deploy" / "slurm" / script), str(spec), str(tmp_path / "out")],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )
+    log = (tmp_path / "batch.out").read_text() if (tmp_path / "batch.out").exists() else ""
+    assert proc.returncode == 0, proc.stderr + log + slurm.logs()
+    job_id = proc.stdout.split(";")[0].strip()
+    assert slurm.job(job_id)["JobState"] == "COMPLETED"
+    assert "tiny: 16 done, 0 failed, 0 pending" in log
+    assert {a["batch_job_id"] for a in run_attributes(tmp_path / "out", "tiny")} == {job_id}
+    assert not os.path.exists(env["SCHEDULER_FILE"])  # removed at the end (scheduler-file variant)
+    assert_same_results(open_result(tmp_path / "out", "tiny"), reference(TINY, client, tmp_path / "local"))
