@@ -116,7 +116,8 @@ class Dissipation:
 
     ``"particle"`` (cheaper): F_i = -zeta (v_i - u(y_i)), with u the affine streaming velocity of
     the deforming box (``fix langevin`` at temperature 0, damping time m / zeta, with the
-    ``temp/deform`` bias).
+    ``temp/deform`` bias). Imposed rate only: under the stress feedback the drag couples directly
+    to the changing rate and the run oscillates violently.
     """
 
     kind: str = "pairwise"

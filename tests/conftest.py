@@ -4,6 +4,7 @@ Reliability tests record their figures with ``record_figure``; at the end of a s
 them, ``tests/RELIABILITY.md`` is rewritten from those figures.
 """
 
+import math
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -39,6 +40,19 @@ def small_spec(name: str = "small", **overrides) -> dict:
 def write_spec(path, spec: dict):
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
     return path
+
+
+@pytest.fixture(scope="session")
+def glasses():
+    """Inherent structures of N = 1024 prepared once with real LAMMPS (tests/micro): E1 > E2 > E3 in energy."""
+    from epmsweep.micro import QuenchProtocol, prepare_glass
+
+    protocols = {
+        "E1": QuenchProtocol(T_melt=1.0, t_melt=50.0, rate=math.inf),  # instantaneous quench of the liquid
+        "E2": QuenchProtocol(T_melt=1.0, t_melt=50.0, rate=math.inf, T_final=0.45, t_anneal=100.0),
+        "E3": QuenchProtocol(T_melt=1.0, t_melt=50.0, rate=1e-2, T_final=0.4, t_anneal=1000.0),
+    }
+    return {name: prepare_glass(1024, protocol, seed=1) for name, protocol in protocols.items()}
 
 
 FIGURES: dict[str, str] = {}
