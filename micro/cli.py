@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 import math
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 from epmsweep.engine import ImposedRate, ImposedStress, ParameterError
 
-CLIENT_OPTIONS = ("n_workers", "scheduler", "scheduler_file", "cluster", "jobs", "max_jobs")
+CLIENT_OPTIONS = ("n_workers", "scheduler", "scheduler_file")
 
 
 def _client(args: argparse.Namespace):
@@ -90,7 +89,14 @@ def cmd_shear(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_micro_parser(sub, add_cluster_options: Callable[[argparse.ArgumentParser], None]) -> None:
+def _add_cluster_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workers", type=int, default=None, help="worker processes of the local cluster (default: cores)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--scheduler", help="address of a running Dask scheduler (tcp://host:port, tls://...)")
+    where.add_argument("--scheduler-file", help="scheduler file of a running Dask cluster")
+
+
+def add_micro_parser(sub) -> None:
     """Add ``epmsweep micro ...`` to the ``epmsweep`` command's subparsers."""
     micro = sub.add_parser("micro", help="particle simulations with LAMMPS: glasses, initial states, reference curves")
     msub = micro.add_subparsers(dest="micro_command", required=True)
@@ -114,7 +120,7 @@ def add_micro_parser(sub, add_cluster_options: Callable[[argparse.ArgumentParser
     p.add_argument("--strain-step", type=float, default=1e-4, help="quasistatic strain step of the probes")
     p.add_argument("--full-system", action="store_true", help="probe on the full system instead of cut-outs")
     p.add_argument("--store", default=None, help="folder of the per-probe store (default: next to output)")
-    add_cluster_options(p)
+    _add_cluster_options(p)
     p.set_defaults(func=cmd_measure)
 
     p = msub.add_parser("ingest", help="initial state from your own LAMMPS dump (positions, per-atom stress)")
@@ -125,7 +131,7 @@ def add_micro_parser(sub, add_cluster_options: Callable[[argparse.ArgumentParser
     p.add_argument("--thresholds", default=None, help="text file of an L x L threshold map (default: frozen matrix)")
     p.add_argument("--shear-modulus", type=float, default=None, help="mu (default: measured)")
     p.add_argument("--store", default=None, help="folder of the per-probe store (default: next to output)")
-    add_cluster_options(p)
+    _add_cluster_options(p)
     p.set_defaults(func=cmd_ingest)
 
     p = msub.add_parser("shear", help="particle run at imposed rate or imposed stress (feedback)")

@@ -134,7 +134,7 @@ def shear(
                 sim.lmp.set_internal_variable("t0", step * dt)
                 sim.commands(f"run {k} pre no post no")
                 step += k
-                strain += gdot * k * dt
+                strain = strain + gdot * k * dt if creep else gdot * step * dt  # exact in time at imposed rate
                 acc_rate += gdot * k
                 sigma = stress_now()
                 acc_stress += sigma

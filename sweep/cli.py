@@ -1,4 +1,4 @@
-"""The ``epmsweep`` command: run, status, assemble, demo, plot, doctor."""
+"""The ``epmsweep`` command: run, status, assemble, demo, plot, doctor, micro."""
 
 from __future__ import annotations
 
@@ -160,6 +160,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--submit", action="store_true", help="with --cluster slurm|pbs: start one worker job and time it")
     _add_config_option(p)
     p.set_defaults(func=cmd_doctor)
+
+    from epmsweep.micro.cli import add_micro_parser  # particle simulations (LAMMPS), imported on use only
+
+    add_micro_parser(sub)
     return parser
 
 
