@@ -22,6 +22,7 @@ from pathlib import Path
 
 MPICH_SONAME = "libmpi.so.12"
 FOREIGN_MPI = ("libmpi.so.40",)  # Open MPI
+_ABSENT = object()
 
 
 class LammpsUnavailableError(RuntimeError):
@@ -82,5 +83,3 @@ def open_lammps(log: str | None = None):
         else:
             sys.modules["mpi4py"] = saved
 
-
-_ABSENT = object()

@@ -85,23 +85,24 @@ class Simulation:
     def commands(self, *cmds: str) -> None:
         self.lmp.commands_list(list(cmds))
 
-    def _by_id(self, name: str, cols: int) -> np.ndarray:
+    def _by_id(self, values) -> np.ndarray:
+        """Per-atom ``values`` (LAMMPS order) reordered by atom id."""
         ids = self.lmp.numpy.extract_atom("id")[: self.n]
-        values = np.array(self.lmp.numpy.extract_atom(name)[: self.n])
-        out = np.empty((self.n, *values.shape[1:]), values.dtype)
+        values = np.array(values[: self.n])
+        out = np.empty_like(values)
         out[ids - 1] = values
-        return out[:, :cols] if cols else out
+        return out
 
     def box(self) -> tuple[float, float, float]:
         lo, hi, xy, _, _, _, _ = self.lmp.extract_box()
         return (hi[0] - lo[0], hi[1] - lo[1], xy)
 
-    def configuration(self, attrs: dict | None = None, velocities: bool = False) -> Configuration:
+    def configuration(self, attrs: dict | None = None) -> Configuration:
         """The current particles and box (positions shifted so that the box's lower corner is 0)."""
         lo, *_ = self.lmp.extract_box()
-        pos = self._by_id("x", 2) - np.array(lo[:2])
-        vel = self._by_id("v", 2) if velocities else None
-        return Configuration(pos, self._by_id("type", 0), self.box(), vel, dict(attrs or {}))
+        pos = self._by_id(self.lmp.numpy.extract_atom("x"))[:, :2] - np.array(lo[:2])
+        types = self._by_id(self.lmp.numpy.extract_atom("type"))
+        return Configuration(pos, types, self.box(), None, dict(attrs or {}))
 
     def potential_energy(self) -> float:
         """Total potential energy (LJ energy units), evaluated now."""
@@ -114,13 +115,13 @@ class Simulation:
         return -float(self.lmp.numpy.extract_compute("virial", 0, 1)[3])
 
     def atom_stress_xy(self) -> np.ndarray:
-        """(N,) per-atom xy stress times volume, ordered by atom id (compute stress/atom sign: -P)."""
+        """(N,) per-atom shear stress times area, by atom id, evaluated now.
+
+        ``compute stress/atom`` (xy column) has the sign of the stress (-P): its sum over all atoms
+        divided by the box area is ``stress_xy()`` (2D: area, whatever the box's z length).
+        """
         self.lmp.command("run 0")
-        ids = self.lmp.numpy.extract_atom("id")[: self.n]
-        s = np.array(self.lmp.numpy.extract_compute("satom", 1, 2)[: self.n, STRESS_XY])
-        out = np.empty(self.n)
-        out[ids - 1] = s
-        return out
+        return self._by_id(self.lmp.numpy.extract_compute("satom", 1, 2)[:, STRESS_XY])
 
     def minimize(self, ftol: float = MINIMIZE_FTOL) -> None:
         self.lmp.command(f"minimize 0.0 {ftol!r} 100000 1000000")

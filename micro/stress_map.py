@@ -57,7 +57,9 @@ def coarse_grain(fractional: np.ndarray, atom_stress: np.ndarray, area: float, L
     return (sums / (area / L**2)).reshape(L, L)
 
 
-def stress_map(config: Configuration, L: int | None = None, model: GlassModel | None = None) -> np.ndarray:
+def stress_map(
+    config: Configuration, L: int | None = None, model: GlassModel | None = None
+) -> tuple[np.ndarray, float]:
     """(L, L) coarse-grained shear stress of an athermal configuration, and its global stress.
 
     ``L`` defaults to ``default_grid(box side)`` (cells of about the paper's 9.88 sigma_LS).

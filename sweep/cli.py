@@ -161,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_option(p)
     p.set_defaults(func=cmd_doctor)
 
-    from epmsweep.micro.cli import add_micro_parser  # particle simulations (LAMMPS), imported on use only
+    from epmsweep.micro.cli import add_micro_parser  # particle simulations; LAMMPS loads only when they run
 
     add_micro_parser(sub)
     return parser
