@@ -2,7 +2,7 @@
 
 The defaults are registered with ``dask.config.update_defaults`` when this module is imported,
 after dask-jobqueue's own, so that they replace dask-jobqueue's defaults but never a value the
-user set (``~/.config/dask/*.yaml``, ``DASK_*`` variables, :func:`use_config_file`).
+user set (``~/.config/dask/*.yaml``, ``/etc/dask``, ``DASK_*`` variables, :func:`use_config_file`).
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ def _register_defaults() -> None:
     if in_main_thread:  # dask-jobqueue 0.9.0 replaces Ctrl-C by a silent sys.exit() when imported
         signal.signal(signal.SIGINT, ctrl_c)
     dask.config.update_defaults(yaml.safe_load(CONFIG_FILE.read_text()))
+    # the user's files and DASK_* variables keep precedence, also where they repeat a dask-jobqueue default
+    dask.config.update(dask.config.config, dask.config.collect(), priority="new")
 
 
 _register_defaults()

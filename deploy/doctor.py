@@ -153,6 +153,9 @@ def _mpi_family(text: str) -> str:
 def _mpi_checks() -> list[Check]:
     try:
         import dask_mpi
+        import mpi4py
+
+        mpi4py.rc.initialize = False  # the library version needs no MPI_Init (nor its environment in children)
         from mpi4py import MPI
     except ImportError as err:
         return [Check("mpi4py", False, f"{err}: pip install --no-binary=mpi4py mpi4py with your MPI's mpicc on PATH")]

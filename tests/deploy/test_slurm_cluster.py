@@ -141,12 +141,12 @@ def test_ctrl_c_cancels_the_jobs_and_the_sweep_resumes(slurm, numba_cache, tmp_p
         time.sleep(0.5)
     assert not slurm.active_jobs(), "worker jobs still queued or running after Ctrl-C"
     n_runs = LONG["replicas"] * len(LONG["imposed_stress"]["stress"])
-    stored = store.done_keys(store.read_plan())
-    assert 0 < len(stored) < n_runs  # interrupted mid-sweep, finished runs kept
+    before = {k: store.run_path(k).stat().st_mtime_ns for k in store.done_keys(store.read_plan())}
+    assert 0 < len(before) < n_runs  # interrupted mid-sweep, finished runs kept
 
     tree = run_sweep(LONG, out=out, client=client, progress=False)  # the same sweep resumes elsewhere
     assert int(tree["imposed_stress"]["completed"].sum()) == n_runs
-    assert_same_results(tree, reference(LONG, client, tmp_path / "local"))
+    assert all(store.run_path(k).stat().st_mtime_ns == t for k, t in before.items())  # only the rest computed
 
 
 def test_sweep_over_tls_on_slurm(slurm, numba_cache, tmp_path):
@@ -172,6 +172,7 @@ def test_doctor_submits_one_worker_job(slurm, numba_cache, tmp_path):
     assert "scheduler" in lines and "tcp://127.0.0.1:" in lines["scheduler"]
     job_id = next(iter(jobs_named(slurm, "epmsweep-doctor")))
     assert f"(job {job_id})" in lines["worker job"], lines
+    print(f"doctor --submit on the test Slurm: {lines['worker job']}")  # the figure in deploy/README.md
     assert not slurm.active_jobs()
 
 
@@ -186,10 +187,10 @@ def test_batch_script_runs_the_sweep_inside_one_allocation(slurm, numba_cache, t
     config = write_yaml(tmp_path / "site.yaml", settings(tmp_path, numba_cache, "unused"))
     env = batch_env(slurm, config)
     env["SCHEDULER_FILE"] = str(tmp_path / "scheduler.json")
+    command = ["sbatch", "--parsable", "--wait", "--ntasks=3", "--overcommit", "--mem-per-cpu=1G",
+               f"--output={tmp_path / 'batch.out'}", str(REPO / "deploy" / "slurm" / script), str(spec)]
     proc = subprocess.run(
-        ["sbatch", "--parsable", "--wait", "--ntasks=3", "--overcommit", "--mem-per-cpu=1G",
-         f"--output={tmp_path / 'batch.out'}", str(REPO / "deploy" / "slurm" / script), str(spec), str(tmp_path / "out")],
-        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        [*command, str(tmp_path / "out")], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300,
     )
     log = (tmp_path / "batch.out").read_text() if (tmp_path / "batch.out").exists() else ""
     assert proc.returncode == 0, proc.stderr + log + slurm.logs()
