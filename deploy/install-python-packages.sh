@@ -8,7 +8,10 @@ py=${1:?usage: $0 PYTHON}
 mpicc=${MPICC:-/usr/bin/mpicc}
 cd "$(dirname "$0")/.."
 
-uses_open_mpi() { "$py" -c "from mpi4py import MPI; assert 'Open MPI' in MPI.Get_library_version()" 2>/dev/null; }
+uses_open_mpi() {
+    "$py" -c "import mpi4py; mpi4py.rc.initialize = False; from mpi4py import MPI
+assert 'Open MPI' in MPI.Get_library_version()" 2>/dev/null
+}
 if ! uses_open_mpi; then
     incdirs=$("$mpicc" --showme:incdirs)
     MPI4PY_BUILD_MPICC=$mpicc CFLAGS="-I${incdirs// / -I}" \

@@ -86,4 +86,5 @@ def numba_cache_files(folder: Path) -> list[Path]:
 
 def epmsweep(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     """The ``epmsweep`` command of this environment."""
-    return subprocess.run([EPMSWEEP, *args], capture_output=True, text=True, env=env, timeout=timeout, cwd=REPO)
+    return subprocess.run([EPMSWEEP, *args], capture_output=True, text=True, env=env, timeout=timeout, cwd=REPO,
+                          stdin=subprocess.DEVNULL)

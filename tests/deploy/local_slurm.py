@@ -89,7 +89,9 @@ PartitionName=debug Nodes={self.host} Default=YES MaxTime=INFINITE State=UP
 
     def _spawn(self, name: str, args: list[str]) -> None:
         with open(self.root / "log" / f"{name}.out", "w") as log:
-            self.procs[name] = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=self.env)
+            self.procs[name] = subprocess.Popen(
+                args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=self.env
+            )
 
     def start(self, timeout: float = 60.0) -> LocalSlurm:
         self.write_config()

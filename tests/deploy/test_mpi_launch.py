@@ -68,7 +68,7 @@ def test_sweep_under_mpirun_equals_local_cluster(tmp_path, client, numba_cache, 
     proc = subprocess.run(
         [*mpirun(3), EPMSWEEP, "run", str(spec), "--cluster", "mpi", *configs, "--out", str(tmp_path / "out"),
          "--no-progress"],
-        capture_output=True, text=True, timeout=300, cwd=REPO,
+        capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300, cwd=REPO,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     scheme = "tls://" if tls else "tcp://"
@@ -83,7 +83,7 @@ def test_sweep_under_mpirun_equals_local_cluster(tmp_path, client, numba_cache, 
 def test_too_few_ranks_is_a_clear_error(tmp_path):
     spec = write_yaml(tmp_path / "tiny.yaml", TINY)
     proc = subprocess.run([*mpirun(2), EPMSWEEP, "run", str(spec), "--cluster", "mpi", "--out", str(tmp_path / "out")],
-                          capture_output=True, text=True, timeout=120, cwd=REPO)
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120, cwd=REPO)
     assert proc.returncode != 0
     assert "needs at least 3 MPI ranks (scheduler, sweep, a worker), got 2" in proc.stderr
     assert not (tmp_path / "out").exists()  # stopped before any cluster or store
@@ -105,7 +105,7 @@ def test_pbs_batch_script_in_a_pbs_like_environment(tmp_path, client, numba_cach
         "MPI_LAUNCH": " ".join(mpirun(3)[:-2]),
     }
     proc = subprocess.run(["bash", str(REPO / "deploy" / "pbs" / "sweep.pbs")], env=env, capture_output=True,
-                          text=True, timeout=300, cwd="/")
+                          text=True, timeout=300, cwd="/", stdin=subprocess.DEVNULL)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert {a["batch_job_id"] for a in run_attributes(tmp_path / "out", "tiny")} == {"4242.pbs-server"}
     assert_same_results(open_result(tmp_path / "out", "tiny"), reference(TINY, client, tmp_path / "local"))

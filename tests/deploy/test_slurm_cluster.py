@@ -123,7 +123,7 @@ def test_ctrl_c_cancels_the_jobs_and_the_sweep_resumes(slurm, numba_cache, tmp_p
     driver = subprocess.Popen(
         [EPMSWEEP, "run", str(spec), "--cluster", "slurm", "--jobs", "2", "--config", str(config),
          "--out", str(out), "--no-progress"],
-        env=slurm.env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=slurm.env, cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as in a terminal, whatever ran the tests
     )
     store = RunStore(out, "long")
@@ -191,6 +191,7 @@ def test_batch_script_runs_the_sweep_inside_one_allocation(slurm, numba_cache, t
                f"--output={tmp_path / 'batch.out'}", str(REPO / "deploy" / "slurm" / script), str(spec)]
     proc = subprocess.run(
         [*command, str(tmp_path / "out")], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        stdin=subprocess.DEVNULL,
     )
     log = (tmp_path / "batch.out").read_text() if (tmp_path / "batch.out").exists() else ""
     assert proc.returncode == 0, proc.stderr + log + slurm.logs()
