@@ -12,11 +12,15 @@ import signal
 import threading
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dask.config
 import yaml
 from dask.utils import parse_timedelta
 from epmsweep.engine import ParameterError
+
+if TYPE_CHECKING:
+    from distributed.security import Security
 
 CONFIG_FILE = Path(__file__).with_name("jobqueue.yaml")
 KINDS = ("slurm", "pbs")
@@ -40,7 +44,11 @@ _register_defaults()
 
 
 def use_config_file(path: str | os.PathLike) -> None:
-    """Merge a YAML file of Dask configuration (a site's settings) over the current configuration."""
+    """Merge a YAML file of Dask configuration (a site's settings) over the current configuration.
+
+    As in Dask's own files, ``$VARIABLES`` are kept as written: in job scripts the job's shell
+    expands them on the compute node (``local-directory: $TMPDIR``).
+    """
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text())
@@ -48,7 +56,7 @@ def use_config_file(path: str | os.PathLike) -> None:
         raise ParameterError(str(path), f"cannot read the configuration file: {err}") from None
     if not isinstance(data, dict):
         raise ParameterError(str(path), "a configuration file must be a YAML mapping (jobqueue: ..., epmsweep: ...)")
-    dask.config.update(dask.config.config, dask.config.expand_environment_variables(data), priority="new")
+    dask.config.update(dask.config.config, data, priority="new")
 
 
 def setting(name: str):
@@ -131,10 +139,7 @@ def worker_lifetime(kind: str) -> tuple[timedelta, timedelta] | None:
     return lifetime, stagger
 
 
-TLS_FILES = ("ca-file", "scheduler.cert", "worker.cert", "client.cert")  # keys may sit inside the certificates
-
-
-def tls_security():
+def tls_security() -> Security | None:
     """``distributed.Security`` from ``distributed.comm.tls.*`` when ``epmsweep.deploy.tls`` is true, else None.
 
     Every certificate and key file named in the configuration is checked to exist before anything starts.
@@ -144,10 +149,10 @@ def tls_security():
     from distributed.security import Security
 
     for role in ("scheduler", "worker", "client"):
-        for item in ("cert", "key"):
+        for item in ("cert", "key"):  # a key may also sit inside its certificate file
             key = f"distributed.comm.tls.{role}.{item}"
             path = dask.config.get(key, None)
-            if not path and f"{role}.{item}" in TLS_FILES:
+            if not path and item == "cert":
                 raise ParameterError(key, "must name a certificate file when epmsweep.deploy.tls is true")
             if path and not Path(path).is_file():
                 raise ParameterError(key, f"file does not exist: {path}")
