@@ -23,7 +23,7 @@ from .configuration import Configuration
 from .frozen_matrix import FrozenMatrixProbe
 from .model import GlassModel
 from .stress_map import coarse_grain, default_grid
-from .threshold_map import threshold_map
+from .threshold_map import lattice_thresholds, threshold_map
 
 STRESS_COLUMN = re.compile(r"^[cf]_.+\[4\]$")
 
@@ -153,9 +153,9 @@ def initial_state_from_dump(
     if threshold is None or shear_modulus is None:
         config = dump.configuration()
     if threshold is None:
-        thresholds = threshold_map(config, L, probe, model, client=client, out=out, name=f"{path.stem}_thresholds")
-        threshold = thresholds.threshold.values
-        provenance.update({"thresholds_method": "frozen matrix", **thresholds.attrs})
+        measured = threshold_map(config, L, probe, model, client=client, out=out, name=f"{path.stem}_thresholds")
+        threshold, threshold_attrs = lattice_thresholds(measured)
+        provenance.update({"thresholds_method": "frozen matrix", **threshold_attrs})
     else:
         provenance["thresholds_method"] = "supplied"
     if shear_modulus is None:

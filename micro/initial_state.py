@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import os
 
-import numpy as np
 from distributed import Client
 from epmsweep.engine import InitialState, ParameterError
 
@@ -14,7 +13,7 @@ from .frozen_matrix import FrozenMatrixProbe
 from .model import GlassModel
 from .modulus import shear_modulus
 from .stress_map import default_grid, stress_map
-from .threshold_map import threshold_map
+from .threshold_map import lattice_thresholds, threshold_map
 
 
 def measure_initial_state(
@@ -40,7 +39,9 @@ def measure_initial_state(
     mu, _ = shear_modulus(config, model=model)
     if not mu > 0:
         raise ParameterError("shear_modulus", f"measured {mu:g} <= 0: the configuration is not a stable solid")
-    thresholds = threshold_map(config, L, probe, model, client=client, out=out, name=f"{name}_thresholds")
+    thresholds, threshold_attrs = lattice_thresholds(
+        threshold_map(config, L, probe, model, client=client, out=out, name=f"{name}_thresholds")
+    )
     provenance = {
         "source": "particles",
         **{f"prep_{k}": v for k, v in config.attrs.items()},
@@ -49,8 +50,7 @@ def measure_initial_state(
         "particles": config.n,
         "global_stress": global_stress,
         "shear_modulus_method": "quasistatic steps of 1e-4 from the inherent structure, least-squares slope",
-        **{f"thresholds_{k}": v for k, v in probe.to_attrs().items()},
+        **threshold_attrs,
         "thresholds_method": "frozen matrix",
     }
-    provenance["max_threshold_stress_mismatch"] = float(np.max(np.abs(thresholds.initial_stress.values - stress)))
-    return InitialState(thresholds.threshold.values, stress, mu, name, provenance)
+    return InitialState(thresholds, stress, mu, name, provenance)

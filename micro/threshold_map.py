@@ -155,4 +155,23 @@ def threshold_map(
             with xr.open_dataset(store.run_path(t.key), engine="netcdf4") as ds:
                 for v in fields:
                     fields[v][t.coords["cell_y"], t.coords["cell_x"]] = float(ds[v])
-    return xr.Dataset({v: (("y", "x"), a) for v, a in fields.items()}, attrs={**probe.to_attrs(), "grid": L})
+    return xr.Dataset({v: (("y", "x"), a) for v, a in fields.items()}, attrs={**probe.to_attrs(), "grid_cells": L})
+
+
+def lattice_thresholds(thresholds: xr.Dataset) -> tuple[np.ndarray, dict]:
+    """The measured map as lattice thresholds (>= 0), and provenance attributes saying what was changed.
+
+    A cell whose local stress is still negative when it becomes unstable (typically at its first
+    strain steps) has a negative measured threshold. The lattice model needs thresholds >= 0:
+    such a cell is set to 0, so that it yields as soon as its stress turns positive. The number
+    of such cells and the smallest measured value are recorded.
+    """
+    raw = thresholds.threshold.values
+    negative = raw < 0
+    attrs = {
+        **thresholds.attrs,
+        "thresholds_clipped_to_zero": int(negative.sum()),
+        "thresholds_min_measured": float(raw.min()),
+    }
+    return np.where(negative, 0.0, raw), attrs
+

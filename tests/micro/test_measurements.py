@@ -55,6 +55,7 @@ def test_measured_initial_state_loads_in_the_engine_and_runs(glasses, client, tm
     assert loaded.shear_modulus == pytest.approx(shear_modulus(glass)[0], rel=1e-12)
     assert loaded.provenance["prep_energy_per_particle"] == glass.attrs["energy_per_particle"]
     assert loaded.provenance["prep_quench_rate"] == np.inf and loaded.provenance["thresholds_method"] == "frozen matrix"
+    assert loaded.provenance["thresholds_clipped_to_zero"] == int(np.sum(loaded.threshold == 0))
 
     params = ModelParameters(L=3)
     flow = simulate(params, loaded, ImposedRate(1e-2, strain_end=0.5, n_records=20), seed=1)
@@ -82,3 +83,15 @@ def test_smoothed_potential_variant_runs_and_differs(glasses):
     smooth, g_smooth = stress_map(glasses["E1"], 3, GlassModel(potential="smooth"))
     assert abs(smooth.mean() - g_smooth) < 1e-13
     assert not np.allclose(smooth, shifted)
+
+
+def test_negative_measured_thresholds_become_zero_and_are_counted():
+    import xarray as xr
+    from epmsweep.micro.threshold_map import lattice_thresholds
+
+    # a cell with negative local stress that is unstable at its first step has a slightly negative threshold
+    measured = xr.Dataset({"threshold": (("y", "x"), np.array([[-0.006, 0.5], [0.3, 0.7]]))}, attrs={"grid_cells": 2})
+    thresholds, attrs = lattice_thresholds(measured)
+    np.testing.assert_array_equal(thresholds, [[0.0, 0.5], [0.3, 0.7]])
+    assert attrs["thresholds_clipped_to_zero"] == 1 and attrs["thresholds_min_measured"] == -0.006
+    InitialState(thresholds, np.zeros((2, 2)), 10.0)  # accepted by the engine
