@@ -86,14 +86,16 @@ def _write_group(root: netCDF4.Dataset, name: str, plan: Plan, store: RunStore) 
                     grp.createDimension(d, n)
                 for vname, var in nc.variables.items():
                     fill = INT_FILL if var.dtype.kind in "iu" else np.nan
-                    chunks = [1] * len(dims) + [sizes[d] for d in var.dimensions] if var.dimensions else None
-                    out = grp.createVariable(
-                        vname, var.dtype, dims + var.dimensions, fill_value=fill, chunksizes=chunks
-                    )
+                    gathered = "x" not in var.dimensions  # series and scalars: written once, contiguous
+                    if not gathered:  # fields: one run a chunk
+                        layout = {"chunksizes": [1] * len(dims) + [sizes[d] for d in var.dimensions]}
+                    else:  # (an empty variable cannot be contiguous)
+                        layout = {"contiguous": all(sizes[d] for d in var.dimensions)}
+                    out = grp.createVariable(vname, var.dtype, dims + var.dimensions, fill_value=fill, **layout)
                     out.setncatts({k: var.getncattr(k) for k in var.ncattrs() if k != "_FillValue"})
                     out.setncattr("coordinates", aux_coords)
                     out_vars[vname] = out
-                    if "x" not in var.dimensions:  # series and scalars are gathered; fields are streamed
+                    if gathered:  # fields are streamed run by run
                         buffers[vname] = np.full(shape + tuple(sizes[d] for d in var.dimensions), fill, var.dtype)
             for vname, out in out_vars.items():
                 data = nc.variables[vname][...]

@@ -9,6 +9,8 @@ import time
 
 import netCDF4
 import numpy as np
+import pytest
+import xarray as xr
 from conftest import record_figure, small_spec, write_spec
 from distributed import Client, LocalCluster
 from epmsweep.sweep import RunStore, open_client, run_sweep
@@ -66,9 +68,12 @@ def test_worker_deaths_lose_nothing(tmp_path):
                   "0 failed, no partial file, assembled data bit-identical to an undisturbed sweep")
 
 
-def test_ctrl_c_then_resume(tmp_path):
-    """SIGINT (Ctrl-C) to the sweep command: clean exit 130, the same command computes only the rest."""
-    path = write_spec(tmp_path / "int.yaml", long_spec("interrupted"))
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "sigkill"])
+def test_driver_killed_then_resume(tmp_path, client, signum):
+    """Ctrl-C or SIGKILL to the sweep command part-way: the same command computes only the missing
+    runs, and the final dataset is bit-identical to that of an uninterrupted sweep."""
+    spec = long_spec("interrupted")
+    path = write_spec(tmp_path / "int.yaml", spec)
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "epmsweep.sweep.cli", "run", str(path), "--out", str(out), "--workers", "2",
            "--no-progress"]
@@ -77,18 +82,61 @@ def test_ctrl_c_then_resume(tmp_path):
     deadline = time.time() + 120
     while len(store.stored_keys()) < 5 and time.time() < deadline:
         time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGINT)
+    os.killpg(proc.pid, signum)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
-    assert "resume" in err
+    if signum == signal.SIGINT:
+        assert proc.returncode == 130 and "resume" in err, err
+    else:
+        assert proc.returncode == -signal.SIGKILL
     before = {k: store.run_path(k).stat().st_mtime_ns for k in store.stored_keys()}
-    assert 5 <= len(before) < 40
+    assert 5 <= len(before) < 40, "the interruption must land part-way"
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     after = {k: store.run_path(k).stat().st_mtime_ns for k in store.stored_keys()}
     assert len(after) == 40 and all(after[k] == t for k, t in before.items())
-    record_figure("Driver interrupted (Ctrl-C)", f"40 runs, SIGINT after {len(before)} stored: exit 130, "
-                  f"rerun computed the {40 - len(before)} missing runs only")
+    assert not [p for p in store.runs.iterdir() if p.name.startswith(".")]
+    reference = run_sweep(spec, out=tmp_path / "reference", client=client, progress=False)
+    with xr.open_datatree(out / "interrupted.nc", engine="netcdf4") as resumed:
+        assert same_data(resumed, reference)
+    name = {signal.SIGINT: "Ctrl-C (SIGINT)", signal.SIGKILL: "SIGKILL"}[signum]
+    record_figure(f"Driver interrupted, {name}", f"40 runs, {name} after {len(before)} stored: the rerun computed "
+                  f"the {40 - len(before)} missing runs only; dataset bit-identical to an uninterrupted sweep")
+
+
+def test_failed_runs_are_listed_and_retried_alone(tmp_path, client):
+    """Runs whose stresses overflow (an engine-detected blow-up) are recorded with traceback and
+    parameters, the others finish, ``epmsweep status`` lists them, ``--retry-failed`` reruns them only."""
+    spec = small_spec(name="blowup", imposed_stress={"stress": [0.6, 1.7e308], "t_end": 5.0, "n_records": 10})
+    del spec["imposed_rate"]
+    path = write_spec(tmp_path / "blowup.yaml", spec)
+    out = tmp_path / "out"
+
+    def epmsweep(*args):
+        return subprocess.run([sys.executable, "-m", "epmsweep.sweep.cli", *args, "--out", str(out)],
+                              capture_output=True, text=True, timeout=600)
+
+    r = epmsweep("run", str(path), "--workers", "2", "--no-progress")
+    assert r.returncode == 1 and "4 done, 4 failed, 0 pending" in r.stdout, r.stdout + r.stderr
+    store = RunStore(out, "blowup")
+    failures = store.failures()
+    assert len(failures) == 4
+    for rec in failures.values():
+        assert rec["kind"] == "NumericalInstabilityError" and "Traceback" in rec["traceback"]
+        assert rec["protocol"] == "imposed_stress" and rec["coords"]["stress_imposed"] == 1.7e308
+    status = epmsweep("status")
+    assert "blowup: 8 planned, 4 done, 0 pending, 4 failed" in status.stdout
+    assert sum("NumericalInstabilityError" in line for line in status.stdout.splitlines()) == 4
+    stored = {k: store.run_path(k).stat().st_mtime_ns for k in store.stored_keys()}
+    recorded = {k: (store.failed / f"{k}.json").stat().st_mtime_ns for k in failures}
+    assert epmsweep("run", str(path), "--no-progress").returncode == 1  # failed runs are not retried by default
+    assert all((store.failed / f"{k}.json").stat().st_mtime_ns == t for k, t in recorded.items())
+    r = epmsweep("run", str(path), "--workers", "2", "--no-progress", "--retry-failed")
+    assert "4 done, 4 failed" in r.stdout
+    assert {k: store.run_path(k).stat().st_mtime_ns for k in store.stored_keys()} == stored
+    assert all((store.failed / f"{k}.json").stat().st_mtime_ns > t for k, t in recorded.items())
+    record_figure("Failures", "8 runs, 4 of them overflow (engine-detected NumericalInstabilityError): 4 stored, "
+                  "4 recorded with traceback and parameters and listed by `epmsweep status`; a plain rerun computes "
+                  "nothing, `--retry-failed` reruns the 4 failed runs only")
 
 
 def test_outdated_and_truncated_files_are_recomputed(tmp_path, client):
