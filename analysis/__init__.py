@@ -5,7 +5,14 @@ Functions take the per-protocol Datasets of an assembled sweep (``tree["imposed_
 """
 
 from .distributions import cumulative_gap, gap_distribution, threshold_distribution
-from .flow_curve import MODEL_VALIDITY_RATE, HerschelBulkleyFit, fit_herschel_bulkley, flow_curve, herschel_bulkley
+from .flow_curve import (
+    MODEL_VALIDITY_RATE,
+    HerschelBulkleyFit,
+    at_shear_modulus,
+    fit_herschel_bulkley,
+    flow_curve,
+    herschel_bulkley,
+)
 from .plots import (
     plot_creep,
     plot_cumulative_gap,
@@ -20,6 +27,7 @@ from .transients import creep_minimum, stress_overshoot, stuck_statistics
 __all__ = [
     "MODEL_VALIDITY_RATE",
     "HerschelBulkleyFit",
+    "at_shear_modulus",
     "creep_minimum",
     "cumulative_gap",
     "fit_herschel_bulkley",

@@ -69,6 +69,21 @@ def flow_curve(
     return out
 
 
+def at_shear_modulus(flow: xr.Dataset, shear_modulus: float, reference_modulus: float) -> xr.Dataset:
+    """The flow curve ``flow``, measured with modulus ``reference_modulus``, as it is for ``shear_modulus``.
+
+    Under imposed rate the stresses depend on mu * gdot only, and under imposed stress the strain
+    rate scales as 1 / mu: a steady point (gdot, Sigma) at modulus mu_ref is the point
+    (gdot * mu_ref / mu, Sigma) at modulus mu. Rates and their errors are rescaled; stresses kept.
+    """
+    if not (shear_modulus > 0 and reference_modulus > 0):
+        raise ValueError(f"moduli must be > 0, got {shear_modulus} and {reference_modulus}")
+    factor = reference_modulus / shear_modulus
+    out = flow.assign(shear_rate=flow["shear_rate"] * factor, shear_rate_err=flow["shear_rate_err"] * factor)
+    out["shear_rate"].attrs = {**flow["shear_rate"].attrs, "shear_modulus": shear_modulus}
+    return out
+
+
 def herschel_bulkley(rate: np.ndarray, sigma_y: float, a: float, n: float) -> np.ndarray:
     """Sigma = Sigma_Y + A gdot^n."""
     return sigma_y + a * np.power(rate, n)

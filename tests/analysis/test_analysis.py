@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import xarray as xr
 from epmsweep.analysis import (
+    at_shear_modulus,
     creep_minimum,
     cumulative_gap,
     fit_herschel_bulkley,
@@ -107,6 +108,19 @@ def test_flow_curve_joins_both_protocols():
     np.testing.assert_allclose(flow.shear_rate[2:], [inverse_hb(0.55), inverse_hb(0.6)], rtol=1e-6)
     np.testing.assert_allclose(flow.stress[:2], 0.5 + 1.2 * np.array([1e-3, 1e-2]) ** 0.8, rtol=1e-12)
     np.testing.assert_allclose(flow.stuck_fraction[2:], [0.25, 0.0])
+
+
+def test_flow_curve_at_another_shear_modulus():
+    """Sigma = 0.5 + 1.2 gdot^0.8 at mu = 15 is Sigma = 0.5 + 1.2 (3 gdot)^0.8 at mu = 5."""
+    g = np.geomspace(1e-4, 2e-2, 12)
+    flow = flow_curve(rate_dataset(list(g), lambda x, strain: 0.5 + 1.2 * x**0.8 + 0 * strain, noise=1e-3))
+    at5 = at_shear_modulus(flow, 5.0, 15.0)
+    np.testing.assert_allclose(at5.shear_rate, 3 * flow.shear_rate, rtol=1e-15)
+    np.testing.assert_array_equal(at5.stress, flow.stress)
+    fit = fit_herschel_bulkley(at5, max_rate=1.0)
+    assert fit.n == pytest.approx(0.8, abs=0.02) and fit.a == pytest.approx(1.2 / 3**0.8, rel=0.05)
+    with pytest.raises(ValueError, match="moduli"):
+        at_shear_modulus(flow, 0.0, 15.0)
 
 
 def test_histograms_are_normalised_with_correct_means():

@@ -164,3 +164,19 @@ def test_switching_rates_far_above_threshold():
     sigma = np.sqrt(f[steps] * (1 - f[steps]) / (16 * 4096))
     assert np.all(np.abs(measured - f[steps]) <= 5 * sigma + 1e-12)
     assert f[steps].max() > 0.2, "the window must reach the stationary mix"
+
+
+def test_stresses_depend_on_mu_times_rate_only():
+    """MODEL.md: mu cancels from the stress dynamics. mu = 4 at gdot = 2^-8 and mu = 8 at 2^-9 load
+    at the same mu * gdot (exact in binary): the same stresses bit for bit; creep strain scales as 1/mu."""
+    thr = InitialState.rejuvenated(16, seed=2).threshold
+    a, b = (InitialState(thr, np.zeros((16, 16)), shear_modulus=mu) for mu in (4.0, 8.0))
+    fa = simulate(P16, a, ImposedRate(2.0**-8, t_end=300.0, n_records=50), seed=4)
+    fb = simulate(P16, b, ImposedRate(2.0**-9, t_end=300.0, n_records=50), seed=4)
+    assert float(fa.plastic_fraction.max()) > 0
+    np.testing.assert_array_equal(fa.stress.values, fb.stress.values)
+    np.testing.assert_array_equal(fa.strain.values, 2 * fb.strain.values)
+    ca = simulate(P16, a, ImposedStress(0.6, t_end=100.0), seed=4)
+    cb = simulate(P16, b, ImposedStress(0.6, t_end=100.0), seed=4)
+    np.testing.assert_array_equal(ca.plastic_fraction.values, cb.plastic_fraction.values)
+    np.testing.assert_array_equal(ca.strain.values, 2 * cb.strain.values)
