@@ -13,7 +13,7 @@ from epmsweep.engine import ParameterError, __version__
 
 @dataclass(frozen=True, eq=False)
 class Configuration:
-    """N particles in a periodic 2D box, possibly sheared (tilt ``xy``).
+    """N particles at rest in a periodic 2D box, possibly sheared (tilt ``xy``).
 
     Parameters
     ----------
@@ -23,8 +23,6 @@ class Configuration:
         Species, 1 = L, 2 = S.
     box : (lx, ly, xy)
         Box lengths and tilt (sigma_LS): the cell vectors are (lx, 0) and (xy, ly), lower corner at 0.
-    velocities : (N, 2) float64, optional
-        Velocities (sigma_LS / time); None for an inherent structure (all zero).
     attrs : dict
         Provenance (model, protocol, seed, energy, version), netCDF-safe values.
     """
@@ -32,7 +30,6 @@ class Configuration:
     positions: np.ndarray
     types: np.ndarray
     box: tuple[float, float, float]
-    velocities: np.ndarray | None = None
     attrs: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -48,11 +45,6 @@ class Configuration:
         object.__setattr__(self, "positions", pos)
         object.__setattr__(self, "types", types)
         object.__setattr__(self, "box", (lx, ly, xy))
-        if self.velocities is not None:
-            vel = np.array(self.velocities, dtype=np.float64)
-            if vel.shape != pos.shape:
-                raise ParameterError("velocities", f"must have the shape of positions {pos.shape}, got {vel.shape}")
-            object.__setattr__(self, "velocities", vel)
 
     @property
     def n(self) -> int:
@@ -80,8 +72,6 @@ class Configuration:
             "position": (("particle", "dim"), self.positions, {"units": "sigma_LS"}),
             "type": ("particle", self.types, {"long_name": "species (1 = L, 2 = S)"}),
         }
-        if self.velocities is not None:
-            data["velocity"] = (("particle", "dim"), self.velocities, {"units": "sigma_LS / LJ time"})
         attrs = {"box_lx": self.box[0], "box_ly": self.box[1], "box_xy": self.box[2], "epmsweep_version": __version__}
         return xr.Dataset(data, coords={"dim": ["x", "y"]}, attrs={**self.attrs, **attrs})
 
@@ -112,8 +102,7 @@ class Configuration:
         except KeyError as exc:
             raise ParameterError(f"{path}:{exc.args[0]}", "global attribute is missing") from None
         attrs = {k: v for k, v in ds.attrs.items() if not k.startswith("box_")}
-        vel = ds["velocity"].values if "velocity" in ds else None
         try:
-            return cls(ds["position"].values, ds["type"].values, box, vel, attrs)
+            return cls(ds["position"].values, ds["type"].values, box, attrs)
         except ParameterError as err:
             raise ParameterError(f"{path}:{err.field}", err.reason) from None

@@ -72,7 +72,7 @@ class DumpFrame:
         s = self.fractional()
         pos = np.column_stack([s[:, 0] * lx + s[:, 1] * xy, s[:, 1] * ly])
         attrs = {"source": "lammps dump", "dump_timestep": self.timestep}
-        return Configuration(pos, self.columns["type"].astype(int), self.box, None, attrs)
+        return Configuration(pos, self.columns["type"].astype(int), self.box, attrs)
 
 
 def read_dump(path: str | os.PathLike, frame: int = -1) -> DumpFrame:

@@ -49,8 +49,8 @@ def shear(
     Parameters
     ----------
     config : Configuration
-        Start (usually an inherent structure); its velocities, if any, are replaced by the affine
-        flow profile under imposed rate and by zero under imposed stress.
+        Start (usually an inherent structure), at rest; under imposed rate the particles start
+        with the affine flow profile.
     protocol : ImposedRate or ImposedStress
         Drive, run length and records (``protocol.schedule(model.dt)``); snapshots are not
         supported for particle runs.
@@ -78,7 +78,7 @@ def shear(
     model, dissipation = model or GlassModel(), dissipation or Dissipation()
     if not isinstance(protocol, (ImposedRate, ImposedStress)):
         raise ParameterError("protocol", "must be ImposedRate or ImposedStress")
-    n_steps, records, snaps = protocol.schedule(model.dt)
+    _, records, snaps = protocol.schedule(model.dt)
     if snaps.size:
         raise ParameterError("protocol.snapshot", "snapshots are not supported for particle runs")
     if isinstance(block, bool) or not isinstance(block, int) or block < 1:
@@ -93,9 +93,8 @@ def shear(
     gdot = 0.0 if creep else protocol.shear_rate
     dt = model.dt
     (lmp_seed,) = lammps_seeds(seed, 1)
-    start = Configuration(config.positions, config.types, config.box, None, config.attrs)
-    with Simulation(model, start, dissipation, seed=lmp_seed) as sim:
-        lx, ly, xy0 = sim.box()
+    with Simulation(model, config, dissipation, seed=lmp_seed) as sim:
+        _, ly, xy0 = sim.box()
         sim.commands(
             "compute flow all temp/deform",
             "compute stress all pressure flow",

