@@ -42,13 +42,21 @@ def write_yaml(path: Path, data: dict) -> Path:
     return path
 
 
+def loaded(tree: xr.DataTree) -> xr.DataTree:
+    """The tree in memory with its file closed now, not by the garbage collector in whatever thread
+    it runs (HDF5 must not be entered from two threads: such a close crashed a netCDF read here)."""
+    tree.load()
+    tree.close()
+    return tree
+
+
 def reference(spec: dict, client, out: Path) -> xr.DataTree:
     """The sweep computed on the test suite's LocalCluster."""
-    return run_sweep(spec, out=out, client=client, progress=False)
+    return loaded(run_sweep(spec, out=out, client=client, progress=False))
 
 
 def open_result(out: Path, name: str) -> xr.DataTree:
-    return xr.open_datatree(out / f"{name}.nc", engine="netcdf4")
+    return loaded(xr.open_datatree(out / f"{name}.nc", engine="netcdf4"))
 
 
 def assert_same_results(tree: xr.DataTree, expected: xr.DataTree) -> None:
