@@ -128,6 +128,15 @@ PartitionName=debug Nodes={self.host} Default=YES MaxTime=INFINITE State=UP
         out = self.run("scontrol", "show", "job", "--oneliner", str(job_id)).stdout
         return dict(item.split("=", 1) for item in out.split() if "=" in item)
 
+    def wait_for_job(self, job_id: str, timeout: float) -> str:
+        """The state in which job ``job_id`` ended (COMPLETED, FAILED, ...), polled twice a second."""
+        deadline = time.monotonic() + timeout
+        while (state := self.job(job_id)["JobState"]) in ("PENDING", "CONFIGURING", "RUNNING", "COMPLETING"):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"job {job_id} still {state} after {timeout} s")
+            time.sleep(0.5)
+        return state
+
     def jobs(self) -> list[dict[str, str]]:
         """Every job this Slurm knows, running or ended."""
         lines = self.run("scontrol", "show", "job", "--oneliner").stdout.splitlines()
