@@ -20,7 +20,7 @@ from epmsweep.engine import DEFAULT_SHEAR_MODULUS, __version__
 
 from .plan import Plan
 from .spec import PROTOCOLS, model_parameters
-from .store import RunStore
+from .store import NETCDF_LOCK, RunStore
 
 COORD_ATTRS = {
     "shear_rate": {"units": "1/time", "long_name": "imposed shear rate"},
@@ -123,7 +123,7 @@ def assemble_plan(plan: Plan, store: RunStore, out_path: str | os.PathLike) -> P
     """
     out_path = Path(out_path)
     tmp = out_path.with_name(f".{out_path.name}.tmp{os.getpid()}")
-    with netCDF4.Dataset(tmp, "w", format="NETCDF4") as root:
+    with NETCDF_LOCK, netCDF4.Dataset(tmp, "w", format="NETCDF4") as root:
         root.setncatts(
             {
                 "name": plan.spec.name,

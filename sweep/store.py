@@ -20,6 +20,11 @@ from pathlib import Path
 import netCDF4
 import xarray as xr
 from epmsweep.engine import RESULT_FORMAT_VERSION
+from xarray.backends.netCDF4_ import NETCDF4_PYTHON_LOCK as NETCDF_LOCK
+
+# The HDF5 library is not thread-safe. xarray serialises its own netCDF4 calls with this lock; the
+# direct calls here hold it too, so that a file xarray closes in another thread (a DataTree
+# collected by the garbage collector in Dask's event-loop thread, say) never runs alongside them.
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -34,7 +39,7 @@ def write_netcdf(ds: xr.Dataset, path: Path) -> None:
     ``Dataset.to_netcdf`` takes a cluster-wide lock through the scheduler whenever a Dask client
     is active (tens of ms per file); the driver is the only writer of its files and needs none.
     """
-    with netCDF4.Dataset(path, "w", format="NETCDF4") as nc:
+    with NETCDF_LOCK, netCDF4.Dataset(path, "w", format="NETCDF4") as nc:
         for dim, size in ds.sizes.items():
             nc.createDimension(dim, size)
         for name, var in ds.variables.items():
@@ -131,7 +136,9 @@ class RunStore:
 
     def open_verified(self, key: str) -> netCDF4.Dataset | None:
         """The run file of ``key`` opened for reading (masking off), or None if it is missing,
-        unreadable, of another run or of an older result format; such a file is removed."""
+        unreadable, of another run or of an older result format; such a file is removed.
+
+        The caller holds ``NETCDF_LOCK`` while it uses the file."""
         path = self.run_path(key)
         try:
             nc = netCDF4.Dataset(path)
@@ -151,9 +158,10 @@ class RunStore:
 
     def verify(self, key: str) -> bool:
         """True if the run file opens and belongs to ``key`` in the current result format."""
-        nc = self.open_verified(key)
-        if nc is not None:
-            nc.close()
+        with NETCDF_LOCK:
+            nc = self.open_verified(key)
+            if nc is not None:
+                nc.close()
         return nc is not None
 
     def done_keys(self, keys: Iterable[str]) -> set[str]:
