@@ -10,7 +10,12 @@ or ``stress_imposed``), the model-parameter axes, ``seed``, then the engine's ``
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import multiprocessing
 import os
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -30,6 +35,9 @@ COORD_ATTRS = {
     "shear_modulus": {"units": "LJ stress", "long_name": "shear modulus mu of the initial state"},
 }
 INT_FILL = -1
+PARALLEL_READ_FROM = 1000  # runs; below, starting reader processes costs more than it saves
+MAX_READERS = 8
+READ_CHUNK = 32
 
 
 def _engine_sizes(run) -> dict[str, int]:
@@ -43,8 +51,36 @@ def _shear_modulus(state) -> float:
     return state.shear_modulus if state.shear_modulus is not None else DEFAULT_SHEAR_MODULUS
 
 
-def _write_group(root: netCDF4.Dataset, name: str, plan: Plan, store: RunStore) -> int:
-    """Write the group of protocol ``name``; returns the number of runs present."""
+def read_run(store: RunStore, key: str) -> dict[str, tuple[tuple[str, ...], dict, np.ndarray]] | None:
+    """Every variable of the verified run file of ``key`` as (dims, attrs, values), or None if the
+    file is missing, corrupt or outdated (it is then removed). In a process with other threads the
+    caller holds ``NETCDF_LOCK``."""
+    nc = store.open_verified(key)
+    if nc is None:
+        return None
+    with nc:
+        return {
+            name: (var.dimensions, {k: var.getncattr(k) for k in var.ncattrs() if k != "_FillValue"}, var[...])
+            for name, var in nc.variables.items()
+        }
+
+
+@contextlib.contextmanager
+def _reader(store: RunStore, n_runs: int) -> Iterator[Callable[[Iterable[str]], Iterable]]:
+    """``map`` of ``read_run`` over keys, in order: in worker processes (one per core) for large
+    sweeps, where opening and reading the files dominates; in this process for small ones."""
+    read = functools.partial(read_run, store)
+    workers = min(os.cpu_count() or 1, MAX_READERS)
+    if n_runs < PARALLEL_READ_FROM or workers < 2:
+        yield lambda keys: map(read, keys)
+        return
+    # spawned, not forked: the assembling process may hold threads (a Dask client, the event loop)
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield lambda keys: pool.map(read, keys, chunksize=READ_CHUNK)
+
+
+def _write_group(root: netCDF4.Dataset, name: str, plan: Plan, store: RunStore, read: Callable) -> int:
+    """Write the group of protocol ``name`` from the runs ``read`` returns; returns the number present."""
     runs = [r for r in plan.runs if r.protocol == name]
     dims = plan.dims[name]
     coords = plan.coords[name]
@@ -76,34 +112,32 @@ def _write_group(root: netCDF4.Dataset, name: str, plan: Plan, store: RunStore) 
         for d, n in _engine_sizes(r).items():
             sizes[d] = max(sizes[d], n)
     out_vars, buffers = {}, {}
-    for r in runs:
-        nc = store.open_verified(r.key) if r.key in stored else None
-        if nc is None:
+    present = [r for r in runs if r.key in stored]
+    for r, variables in zip(present, read(r.key for r in present), strict=True):
+        if variables is None:
             continue
-        with nc:
-            if not out_vars:  # the first stored run is the template of the variables
-                for d, n in sizes.items():
-                    grp.createDimension(d, n)
-                for vname, var in nc.variables.items():
-                    fill = INT_FILL if var.dtype.kind in "iu" else np.nan
-                    gathered = "x" not in var.dimensions  # series and scalars: written once, contiguous
-                    if not gathered:  # fields: one run a chunk
-                        layout = {"chunksizes": [1] * len(dims) + [sizes[d] for d in var.dimensions]}
-                    else:  # (an empty variable cannot be contiguous)
-                        layout = {"contiguous": all(sizes[d] for d in var.dimensions)}
-                    out = grp.createVariable(vname, var.dtype, dims + var.dimensions, fill_value=fill, **layout)
-                    out.setncatts({k: var.getncattr(k) for k in var.ncattrs() if k != "_FillValue"})
-                    out.setncattr("coordinates", aux_coords)
-                    out_vars[vname] = out
-                    if gathered:  # fields are streamed run by run
-                        buffers[vname] = np.full(shape + tuple(sizes[d] for d in var.dimensions), fill, var.dtype)
-            for vname, out in out_vars.items():
-                data = nc.variables[vname][...]
-                where = r.index + tuple(slice(0, n) for n in data.shape)
-                if vname in buffers:
-                    buffers[vname][where] = data
-                else:
-                    out[where] = data
+        if not out_vars:  # the first stored run is the template of the variables
+            for d, n in sizes.items():
+                grp.createDimension(d, n)
+            for vname, (vdims, attrs, data) in variables.items():
+                fill = INT_FILL if data.dtype.kind in "iu" else np.nan
+                gathered = "x" not in vdims  # series and scalars: written once, contiguous
+                if not gathered:  # fields: one run a chunk
+                    layout = {"chunksizes": [1] * len(dims) + [sizes[d] for d in vdims]}
+                else:  # (an empty variable cannot be contiguous)
+                    layout = {"contiguous": all(sizes[d] for d in vdims)}
+                out = grp.createVariable(vname, data.dtype, dims + vdims, fill_value=fill, **layout)
+                out.setncatts({**attrs, "coordinates": aux_coords})
+                out_vars[vname] = out
+                if gathered:  # fields are streamed run by run
+                    buffers[vname] = np.full(shape + tuple(sizes[d] for d in vdims), fill, data.dtype)
+        for vname, out in out_vars.items():
+            data = variables[vname][2]
+            where = r.index + tuple(slice(0, n) for n in data.shape)
+            if vname in buffers:
+                buffers[vname][where] = data
+            else:
+                out[where] = data
         completed[r.index] = 1
     for vname, data in buffers.items():
         out_vars[vname][...] = data
@@ -135,7 +169,8 @@ def assemble_plan(plan: Plan, store: RunStore, out_path: str | os.PathLike) -> P
                 "Conventions": "CF-1.8",
             }
         )
-        completed = sum(_write_group(root, name, plan, store) for name in plan.dims)
+        with _reader(store, len(plan.runs)) as read:
+            completed = sum(_write_group(root, name, plan, store, read) for name in plan.dims)
         root.setncattr("runs_completed", completed)
     os.replace(tmp, out_path)
     return out_path

@@ -12,7 +12,7 @@ import xarray as xr
 from conftest import small_spec, write_spec
 from distributed import Client, LocalCluster
 from epmsweep.engine import InitialState, simulate
-from epmsweep.sweep import RunStore, make_plan, parse_spec, run_sweep
+from epmsweep.sweep import RunStore, assemble, make_plan, parse_spec, run_sweep
 
 
 def data_of(tree: xr.DataTree) -> dict:
@@ -61,6 +61,29 @@ def test_assembled_dataset_labels_and_values(tmp_path, client):
     # the replicas of one state start from the same map at every rate
     first = rate["threshold"].isel(snapshot=0)
     assert not np.array_equal(first.isel(seed=0, shear_rate=0), first.isel(seed=1, shear_rate=0))
+
+
+def test_assembly_reading_in_worker_processes_equals_reading_here(tmp_path, client, monkeypatch):
+    """Large sweeps are read by one process per core: same dataset; a corrupt file is still caught."""
+    import importlib
+
+    assembly = importlib.import_module("epmsweep.sweep.assemble")
+    spec = parse_spec(small_spec())
+    here = run_sweep(spec, out=tmp_path, client=client, progress=False)
+    expected = data_of(here)
+    here.close()
+    monkeypatch.setattr(assembly, "PARALLEL_READ_FROM", 1)
+    with assemble(tmp_path, "small") as parallel:
+        got = data_of(parallel)
+    assert got.keys() == expected.keys()
+    for k in got:
+        np.testing.assert_array_equal(got[k], expected[k], err_msg=str(k))
+    store = RunStore(tmp_path, "small")
+    victim = sorted(store.stored_keys())[0]
+    store.run_path(victim).write_bytes(b"garbage")
+    with assemble(tmp_path, "small") as parallel:
+        completed = sum(int(parallel[g]["completed"].sum()) for g in parallel.children)
+    assert completed == 15 and not store.run_path(victim).exists()
 
 
 def test_failing_run_is_recorded_and_the_others_finish(tmp_path, client):
