@@ -69,11 +69,26 @@ def _redistribute_fft(s, d, g_hat):
 
 
 @njit(cache=True)
-def _store_fields(si, sigma_ext, s, thr, plastic, snap_stress, snap_thr, snap_plastic):
+def _store_fields(sigma_ext, s, thr, plastic, out_stress, out_thr, out_plastic):
     for i in range(s.size):
-        snap_stress[si, i] = sigma_ext + s[i]
-        snap_thr[si, i] = thr[i]
-        snap_plastic[si, i] = plastic[i]
+        out_stress[i] = sigma_ext + s[i]
+        out_thr[i] = thr[i]
+        out_plastic[i] = plastic[i]
+
+
+@njit(cache=True)
+def _list_plastic(plastic, plist):
+    """Write the plastic sites' indices into ``plist``; returns their number.
+
+    (A count returned by a function is a plain integer to Numba: callees taking it are compiled
+    once, not also for the literal 0 of an inline initialisation.)
+    """
+    n_plastic = 0
+    for i in range(plastic.size):
+        if plastic[i]:
+            plist[n_plastic] = i
+            n_plastic += 1
+    return n_plastic
 
 
 @njit(cache=True)
@@ -235,14 +250,9 @@ def run(
     counters = np.zeros(4, np.int64)
     clock = np.empty(n, np.int64)  # trials left before the next switch, see _switch
     newly = np.empty(n, np.int64)
-    n_plastic = 0
+    n_plastic = _list_plastic(plastic, plist)
     for i in range(n):
-        if plastic[i]:
-            plist[n_plastic] = i
-            n_plastic += 1
-            clock[i] = _clock(rng, dt_res)
-        else:
-            clock[i] = _clock(rng, dt_pl)
+        clock[i] = _clock(rng, dt_res if plastic[i] else dt_pl)
     gpl = 0.0
     peak, peak_step = sigma_ext, 0
     arrest_step = -1
@@ -262,7 +272,7 @@ def run(
             if not (np.isfinite(sigma_ext) and np.isfinite(gpl) and np.isfinite(np.sum(s))):
                 status = STATUS_NONFINITE
         while si < n_snap and snap_steps[si] == step:
-            _store_fields(si, sigma_ext, s, thr, plastic, snap_stress, snap_thr, snap_plastic)
+            _store_fields(sigma_ext, s, thr, plastic, snap_stress[si], snap_thr[si], snap_plastic[si])
             si += 1
         if step >= n_steps or status != STATUS_OK:
             break
@@ -330,6 +340,6 @@ def run(
         rec_nplastic[ri] = n_plastic
         ri += 1
     while si < n_snap:
-        _store_fields(si, sigma_ext, s, thr, plastic, snap_stress, snap_thr, snap_plastic)
+        _store_fields(sigma_ext, s, thr, plastic, snap_stress[si], snap_thr[si], snap_plastic[si])
         si += 1
     return status, arrest_step, peak, peak_step, counters
