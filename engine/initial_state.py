@@ -11,6 +11,7 @@ import numpy as np
 import xarray as xr
 
 from .errors import ParameterError
+from .files import load_dataset, save_dataset
 from .thresholds import ThresholdDistribution
 
 DEFAULT_SHEAR_MODULUS = 15.0
@@ -130,11 +131,7 @@ class InitialState:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write a netCDF4 file atomically (temporary name, then rename)."""
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        self.to_dataset().to_netcdf(tmp, engine="netcdf4", format="NETCDF4")
-        os.replace(tmp, path)
-        return path
+        return save_dataset(self.to_dataset(), path)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> InitialState:
@@ -144,13 +141,7 @@ class InitialState:
         variable or attribute, wrong shape, NaN).
         """
         path = Path(path)
-        if not path.is_file():
-            raise ParameterError(str(path), "initial-state file does not exist")
-        try:
-            with xr.open_dataset(path, engine="netcdf4") as ds:
-                ds.load()
-        except Exception as exc:  # the netCDF library raises several types for corrupt files
-            raise ParameterError(str(path), f"not a readable netCDF file ({exc})") from None
+        ds = load_dataset(path, "initial-state file")
         for var in ("threshold", "stress"):
             if var not in ds:
                 raise ParameterError(f"{path}:{var}", "variable is missing")

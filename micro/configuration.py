@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 from epmsweep.engine import ParameterError, __version__
+from epmsweep.engine.files import load_dataset, save_dataset
 
 
 @dataclass(frozen=True, eq=False)
@@ -77,23 +78,13 @@ class Configuration:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write a netCDF4 file atomically (temporary name, then rename)."""
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        self.to_dataset().to_netcdf(tmp, engine="netcdf4", format="NETCDF4")
-        os.replace(tmp, path)
-        return path
+        return save_dataset(self.to_dataset(), path)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Configuration:
         """Read a file written by ``save``; ParameterError names the file and what is wrong."""
         path = Path(path)
-        if not path.is_file():
-            raise ParameterError(str(path), "configuration file does not exist")
-        try:
-            with xr.open_dataset(path, engine="netcdf4") as ds:
-                ds.load()
-        except Exception as exc:  # the netCDF library raises several types for corrupt files
-            raise ParameterError(str(path), f"not a readable netCDF file ({exc})") from None
+        ds = load_dataset(path, "configuration file")
         for name in ("position", "type"):
             if name not in ds:
                 raise ParameterError(f"{path}:{name}", "variable is missing")
