@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
+import threading
 from importlib.resources import files
 from pathlib import Path
 
@@ -14,6 +17,28 @@ from .client import open_client
 from .execute import assemble, run_sweep
 from .spec import parse_spec
 from .store import RunStore
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a batch system ending the job at its walltime, ``kill``): stop as on Ctrl-C."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated
+
+
+@contextlib.contextmanager
+def _sigterm_stops_like_ctrl_c():
+    """Turn SIGTERM into ``Terminated`` while the command runs, so that clusters and worker jobs are
+    shut down on the way out instead of the process dying on the spot (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _add_out_option(p: argparse.ArgumentParser) -> None:
@@ -170,17 +195,19 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        for path in getattr(args, "config", []):
-            use_config_file(path)
-        if hasattr(args, "out"):
-            args.out = args.out or default_out()
-        return args.func(args)
+        with _sigterm_stops_like_ctrl_c():
+            for path in getattr(args, "config", []):
+                use_config_file(path)
+            if hasattr(args, "out"):
+                args.out = args.out or default_out()
+            return args.func(args)
     except ParameterError as err:
         print(f"epmsweep: error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("epmsweep: interrupted; finished runs are stored, run the same command again to resume", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        what = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+        print(f"epmsweep: {what}; finished runs are stored, run the same command again to resume", file=sys.stderr)
+        return 128 + (signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
 
 
 if __name__ == "__main__":

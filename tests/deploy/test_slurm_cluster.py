@@ -132,7 +132,10 @@ def test_workers_retiring_by_lifetime_lose_nothing(slurm, numba_cache, tmp_path)
     assert min(retired) + timedelta(seconds=1) < last_stored  # the sweep went on after the first retirement
 
 
-def test_ctrl_c_cancels_the_jobs_and_the_sweep_resumes(slurm, numba_cache, tmp_path, client):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_interrupt_cancels_the_jobs_and_the_sweep_resumes(slurm, numba_cache, tmp_path, client, signum):
+    """Ctrl-C, or SIGTERM (the driver's own job or session ending), stops the sweep: the worker jobs
+    are cancelled, the finished runs kept and the same sweep resumes."""
     spec = write_yaml(tmp_path / "long.yaml", LONG)
     config = write_yaml(tmp_path / "site.yaml", settings(tmp_path, numba_cache, "epmsweep-interrupt"))
     out = tmp_path / "out"
@@ -147,15 +150,15 @@ def test_ctrl_c_cancels_the_jobs_and_the_sweep_resumes(slurm, numba_cache, tmp_p
     while not (store.runs.is_dir() and store.stored_keys()):
         assert driver.poll() is None and time.monotonic() < deadline, "no run finished: " + slurm.logs()
         time.sleep(0.2)
-    driver.send_signal(signal.SIGINT)
+    driver.send_signal(signum)
     _, stderr = driver.communicate(timeout=60)
-    assert driver.returncode == 130, stderr
-    assert "interrupted" in stderr
+    assert driver.returncode == 128 + signum, stderr
+    assert "resume" in stderr
 
     deadline = time.monotonic() + 30
     while slurm.active_jobs() and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert not slurm.active_jobs(), "worker jobs still queued or running after Ctrl-C"
+    assert not slurm.active_jobs(), f"worker jobs still queued or running after {signum!r}"
     n_runs = LONG["replicas"] * len(LONG["imposed_stress"]["stress"])
     before = {k: store.run_path(k).stat().st_mtime_ns for k in store.done_keys(store.read_plan())}
     assert 0 < len(before) < n_runs  # interrupted mid-sweep, finished runs kept

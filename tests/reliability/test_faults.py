@@ -68,10 +68,13 @@ def test_worker_deaths_lose_nothing(tmp_path):
                   "0 failed, no partial file, assembled data bit-identical to an undisturbed sweep")
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "sigkill"])
+@pytest.mark.parametrize(
+    "signum", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=["ctrl-c", "sigterm", "sigkill"]
+)
 def test_driver_killed_then_resume(tmp_path, client, signum):
-    """Ctrl-C or SIGKILL to the sweep command part-way: the same command computes only the missing
-    runs, and the final dataset is bit-identical to that of an uninterrupted sweep."""
+    """Ctrl-C, SIGTERM (a batch job's end) or SIGKILL to the sweep command part-way: the same command
+    computes only the missing runs, and the final dataset is bit-identical to that of an
+    uninterrupted sweep."""
     spec = long_spec("interrupted")
     path = write_spec(tmp_path / "int.yaml", spec)
     out = tmp_path / "out"
@@ -84,8 +87,8 @@ def test_driver_killed_then_resume(tmp_path, client, signum):
         time.sleep(0.05)
     os.killpg(proc.pid, signum)
     _, err = proc.communicate(timeout=60)
-    if signum == signal.SIGINT:
-        assert proc.returncode == 130 and "resume" in err, err
+    if signum in (signal.SIGINT, signal.SIGTERM):
+        assert proc.returncode == 128 + signum and "resume" in err, err
     else:
         assert proc.returncode == -signal.SIGKILL
     before = {k: store.run_path(k).stat().st_mtime_ns for k in store.stored_keys()}
@@ -98,7 +101,7 @@ def test_driver_killed_then_resume(tmp_path, client, signum):
     reference = run_sweep(spec, out=tmp_path / "reference", client=client, progress=False)
     with xr.open_datatree(out / "interrupted.nc", engine="netcdf4") as resumed:
         assert same_data(resumed, reference)
-    name = {signal.SIGINT: "Ctrl-C (SIGINT)", signal.SIGKILL: "SIGKILL"}[signum]
+    name = {signal.SIGINT: "Ctrl-C (SIGINT)", signal.SIGTERM: "SIGTERM", signal.SIGKILL: "SIGKILL"}[signum]
     record_figure(f"Driver interrupted, {name}", f"40 runs, {name} after {len(before)} stored: the rerun computed "
                   f"the {40 - len(before)} missing runs only; dataset bit-identical to an uninterrupted sweep")
 
