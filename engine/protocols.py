@@ -43,10 +43,10 @@ def _n_steps(name: str, duration: float, dt: float) -> int:
 
 
 def _to_steps(name: str, times: tuple[float, ...], dt: float, n_steps: int) -> np.ndarray:
-    steps = np.unique(np.rint(np.asarray(times, dtype=float) / dt).astype(np.int64))
-    if steps.size and steps[-1] > n_steps:
+    steps = np.rint(np.asarray(times, dtype=float) / dt)  # compared before the cast: 1e300 must not wrap
+    if steps.size and not np.all(steps <= n_steps):
         raise ParameterError(name, f"lies beyond the end of the run (t = {n_steps * dt:g})")
-    return steps
+    return np.unique(steps.astype(np.int64))
 
 
 @dataclass(frozen=True)

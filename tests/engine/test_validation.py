@@ -63,6 +63,11 @@ def test_bad_protocols():
         ImposedStress(0.6, t_end=-1.0)
     with pytest.raises(ParameterError, match="snapshot_times"):
         ImposedStress(0.6, t_end=1.0, snapshot_times=(5.0,)).schedule(0.01)
+    # times whose step count does not fit an integer are still beyond the end, not wrapped around
+    with pytest.raises(ParameterError, match="snapshot_times"):
+        ImposedStress(0.6, t_end=1.0, snapshot_times=(1e300,)).schedule(0.01)
+    with pytest.raises(ParameterError, match="snapshot_strains"):
+        ImposedRate(1e-300, strain_end=1e-299, snapshot_strains=(1e10,)).schedule(0.01)
 
 
 def test_initial_state_must_match_lattice():
