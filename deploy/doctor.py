@@ -8,7 +8,6 @@ reported here instead of as a sweep that never starts.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -125,13 +124,12 @@ def _jobqueue_checks(kind: str, submit: bool, timeout: float) -> list[Check]:
 
 def _submit_one(cluster, timeout: float) -> Check:
     from distributed import Client
-    from epmsweep.sweep.execute import BATCH_JOB_VARIABLES
+    from epmsweep.sweep.execute import batch_job_id
 
     def where() -> str:
         import socket
 
-        job = next((os.environ[v] for v in BATCH_JOB_VARIABLES if os.environ.get(v)), "")
-        return f"{socket.gethostname()} (job {job})"
+        return f"{socket.gethostname()} (job {batch_job_id()})"
 
     start = time.perf_counter()
     cluster.scale(jobs=1)

@@ -33,6 +33,7 @@ import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 from epmsweep.analysis import steady_strain_rate, steady_stress, stress_overshoot  # noqa: E402
 from epmsweep.engine import ImposedRate, ImposedStress, InitialState  # noqa: E402
+from epmsweep.engine.files import save_dataset  # noqa: E402
 from epmsweep.micro import Configuration, QuenchProtocol, measure_initial_state, prepare_glass, shear  # noqa: E402
 from epmsweep.sweep import open_client, run_sweep  # noqa: E402
 
@@ -47,10 +48,11 @@ T_END = 100.0
 
 
 def cached(path: Path, make, load):
+    """``load(path)`` if the file exists, else ``make()`` saved there (atomically) first."""
     if path.is_file():
         return load(path)
     value = make()
-    value.save(path) if hasattr(value, "save") else value.to_netcdf(path)
+    value.save(path)
     return value
 
 
@@ -63,7 +65,7 @@ def particle_runs(client, glasses: dict[str, Configuration], out: Path) -> dict[
     todo = {k: v for k, v in jobs.items() if not (out / f"particles_{k}.nc").is_file()}
     futures = {k: client.submit(shear, g, p, key=f"particles-{k}-{out.name}", pure=False) for k, (g, p) in todo.items()}
     for k, fut in futures.items():
-        fut.result().to_netcdf(out / f"particles_{k}.nc")
+        save_dataset(fut.result(), out / f"particles_{k}.nc")
     return {k: xr.load_dataset(out / f"particles_{k}.nc") for k in jobs}
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 from epmsweep.engine import ImposedRate, ImposedStress, ParameterError
+from epmsweep.engine.files import save_dataset
 
 CLIENT_OPTIONS = ("n_workers", "scheduler", "scheduler_file")
 
@@ -84,7 +85,7 @@ def cmd_shear(args: argparse.Namespace) -> int:
     else:
         protocol = ImposedStress(args.stress, t_end=args.t_end, n_records=args.n_records)
     ds = shear(Configuration.load(args.glass), protocol, dissipation=Dissipation(args.dissipation, args.zeta))
-    ds.to_netcdf(args.output, engine="netcdf4")
+    save_dataset(ds, args.output)
     print(f"{args.output}: {ds.sizes['record']} records, final stress {float(ds.stress[-1]):.4f}")
     return 0
 

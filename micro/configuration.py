@@ -12,6 +12,12 @@ from epmsweep.engine import ParameterError, __version__
 from epmsweep.engine.files import load_dataset, save_dataset
 
 
+def cartesian(fractional: np.ndarray, box: tuple[float, float, float]) -> np.ndarray:
+    """(N, 2) positions (sigma_LS) of (N, 2) box fractions in the box (lx, ly, xy)."""
+    lx, ly, xy = box
+    return np.column_stack([fractional[:, 0] * lx + fractional[:, 1] * xy, fractional[:, 1] * ly])
+
+
 @dataclass(frozen=True, eq=False)
 class Configuration:
     """N particles at rest in a periodic 2D box, possibly sheared (tilt ``xy``).
@@ -64,9 +70,7 @@ class Configuration:
 
     def wrapped(self) -> np.ndarray:
         """(N, 2) positions mapped into the box."""
-        lx, ly, xy = self.box
-        s = self.fractional()
-        return np.column_stack([s[:, 0] * lx + s[:, 1] * xy, s[:, 1] * ly])
+        return cartesian(self.fractional(), self.box)
 
     def to_dataset(self) -> xr.Dataset:
         data = {

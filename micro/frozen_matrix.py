@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from epmsweep.engine import ParameterError
 
-from .configuration import Configuration
+from .configuration import Configuration, cartesian
 from .model import GlassModel
 from .modulus import apply_strain
 from .simulation import Simulation
@@ -87,7 +87,7 @@ def _cut_out(config: Configuration, cell: tuple[int, int], L: int, margin: float
     iy, ix = cell_indices(frac, L)
     inside = (iy == cell[0]) & (ix == cell[1])
     order = np.concatenate([np.flatnonzero(inside), np.flatnonzero(keep & ~inside)])
-    pos = np.column_stack([d[order, 0] * lx + d[order, 1] * xy, d[order, 1] * ly])
+    pos = cartesian(d[order], config.box)
     pad = 2 * margin + 2.0  # empty space: periodic images never come within a cutoff
     side = np.array([lx / L, ly / L]) + 2 * margin + pad + abs(xy) / L
     pos += side / 2

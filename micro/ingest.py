@@ -19,7 +19,7 @@ from distributed import Client
 from epmsweep.engine import InitialState, ParameterError
 
 from . import modulus
-from .configuration import Configuration
+from .configuration import Configuration, cartesian
 from .frozen_matrix import FrozenMatrixProbe
 from .model import GlassModel
 from .stress_map import coarse_grain, default_grid
@@ -64,15 +64,19 @@ class DumpFrame:
             raise ParameterError("stress_column", f"{column!r} is not a column of the dump ({list(self.columns)})")
         return self.columns[column]
 
+    def stress_map(self, L: int | None = None, column: str | None = None) -> tuple[np.ndarray, int]:
+        """(L, L) coarse-grained shear stress of the frame (mean = global stress), and L (default:
+        cells of about the paper's size)."""
+        area = self.box[0] * self.box[1]
+        L = L or default_grid(math.sqrt(area))
+        return coarse_grain(self.fractional(), self.stress(column), area, L), L
+
     def configuration(self) -> Configuration:
         """The dumped particles as a Configuration (needs a ``type`` column with 1 = L, 2 = S)."""
         if "type" not in self.columns:
             raise ParameterError("dump", "needs a type column to rebuild the configuration")
-        lx, ly, xy = self.box
-        s = self.fractional()
-        pos = np.column_stack([s[:, 0] * lx + s[:, 1] * xy, s[:, 1] * ly])
         attrs = {"source": "lammps dump", "dump_timestep": self.timestep}
-        return Configuration(pos, self.columns["type"].astype(int), self.box, attrs)
+        return Configuration(cartesian(self.fractional(), self.box), self.columns["type"].astype(int), self.box, attrs)
 
 
 def read_dump(path: str | os.PathLike, frame: int = -1) -> DumpFrame:
@@ -120,9 +124,7 @@ def stress_map_from_dump(
     path: str | os.PathLike, L: int | None = None, stress_column: str | None = None, frame: int = -1
 ) -> np.ndarray:
     """(L, L) coarse-grained shear stress of a dump frame; its mean is the dump's global stress."""
-    dump = read_dump(path, frame)
-    area = dump.box[0] * dump.box[1]
-    return coarse_grain(dump.fractional(), dump.stress(stress_column), area, L or default_grid(math.sqrt(area)))
+    return read_dump(path, frame).stress_map(L, stress_column)[0]
 
 
 def initial_state_from_dump(
@@ -146,9 +148,7 @@ def initial_state_from_dump(
     """
     path = Path(path)
     dump = read_dump(path, frame)
-    area = dump.box[0] * dump.box[1]
-    L = L or default_grid(math.sqrt(area))
-    stress = coarse_grain(dump.fractional(), dump.stress(stress_column), area, L)
+    stress, L = dump.stress_map(L, stress_column)
     provenance = {"source": "lammps dump", "dump_file": str(path), "dump_timestep": dump.timestep, "grid_cells": L}
     if threshold is None or shear_modulus is None:
         config = dump.configuration()

@@ -6,6 +6,7 @@ import math
 from dataclasses import asdict, dataclass
 
 from epmsweep.engine import ParameterError
+from epmsweep.engine.parameters import check_positive
 
 GOLDEN_RATIO_QUARTER = (1 + math.sqrt(5)) / 4
 PAPER_DENSITY = 102400 / 316.174**2
@@ -41,9 +42,7 @@ class GlassModel:
 
     def __post_init__(self) -> None:
         for name in ("density", "ratio", "cutoff", "dt"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
-                raise ParameterError(f"model.{name}", f"must be a finite number > 0, got {v!r}")
+            check_positive(f"model.{name}", getattr(self, name))
         if self.potential not in POTENTIALS:
             raise ParameterError("model.potential", f"must be one of {POTENTIALS}, got {self.potential!r}")
 
@@ -126,6 +125,4 @@ class Dissipation:
     def __post_init__(self) -> None:
         if self.kind not in DISSIPATION_KINDS:
             raise ParameterError("dissipation.kind", f"must be one of {DISSIPATION_KINDS}, got {self.kind!r}")
-        z = self.zeta
-        if isinstance(z, bool) or not isinstance(z, (int, float)) or not math.isfinite(z) or z <= 0:
-            raise ParameterError("dissipation.zeta", f"must be a finite number > 0, got {z!r}")
+        check_positive("dissipation.zeta", self.zeta)

@@ -125,7 +125,7 @@ def shear(
         acc_stress = acc_rate = 0.0
         acc_n = 0
         step = 0
-        for target in records[1:]:
+        for previous, target in zip(records[:-1], records[1:], strict=True):
             while step < target:
                 k = min(block, target - step)
                 sim.lmp.set_internal_variable("gdot", gdot)
@@ -143,7 +143,7 @@ def shear(
                     if not math.isfinite(gdot):
                         raise FloatingPointError("the feedback rate became non-finite")
             rec_stress.append(acc_stress / acc_n)
-            rec_rate.append(acc_rate / (target - (records[len(rec_strain) - 1])))
+            rec_rate.append(acc_rate / (target - previous))
             rec_strain.append(strain)
             acc_stress = acc_rate = 0.0
             acc_n = 0

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-import traceback
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 
@@ -20,8 +19,8 @@ import xarray as xr
 from distributed import Client
 from epmsweep.engine import RESULT_FORMAT_VERSION, ParameterError
 from epmsweep.sweep import RunStore, open_client
-from epmsweep.sweep.execute import execute
-from epmsweep.sweep.plan import canonical_json
+from epmsweep.sweep.execute import execute, failure_record
+from epmsweep.sweep.plan import canonical_json, run_key
 
 from .configuration import Configuration
 from .frozen_matrix import FrozenMatrixProbe, probe_system, run_probe
@@ -58,7 +57,7 @@ def compute_probe(task: ProbeTask) -> tuple[str, xr.Dataset | dict]:
     try:
         r = run_probe(task.system, task.free, task.cell_area, task.probe, task.model)
     except ParameterError as err:
-        return "failed", {"kind": type(err).__name__, "error": str(err), "traceback": traceback.format_exc()}
+        return "failed", failure_record(err)
     stress = {"units": "LJ stress (epsilon_LS / sigma_LS^2)"}
     ds = xr.Dataset(
         {
@@ -87,18 +86,12 @@ def plan_probes(
     config: Configuration, L: int, probe: FrozenMatrixProbe, model: GlassModel
 ) -> list[ProbeTask]:
     """One task per cell, row by row (iy, then ix)."""
-    base = {
-        "configuration": content_hash(config),
-        "L": L,
-        "probe": asdict(probe),
-        "model": asdict(model),
-        "result_format": RESULT_FORMAT_VERSION,
-    }
+    base = {"configuration": content_hash(config), "L": L, "probe": asdict(probe), "model": asdict(model)}
     tasks = []
     for iy in range(L):
         for ix in range(L):
             coords = {"cell_y": iy, "cell_x": ix}
-            key = hashlib.sha256(canonical_json({**base, **coords}).encode()).hexdigest()
+            key = run_key({**base, **coords})
             system, free = probe_system(config, (iy, ix), L, probe, model)
             tasks.append(ProbeTask(key, coords, system, free, config.area / L**2, probe, model))
     return tasks

@@ -1,7 +1,8 @@
 """Assembly: stack the per-run files of a sweep into one labeled netCDF4 file (one group per protocol).
 
-The output is written slice by slice with the netCDF4 library, so memory stays bounded by one
-run whatever the number of runs, and to a temporary name renamed at the end, so a file that
+The output is written with the netCDF4 library: fields (snapshots) run by run, so that they never
+sit in memory together; time series and scalars gathered first (n_runs x n_records values each)
+and written once, contiguous. It goes to a temporary name renamed at the end, so a file that
 exists is complete. Dimensions of a group: ``initial_state``, the protocol's axis (``shear_rate``
 or ``stress_imposed``), the model-parameter axes, ``seed``, then the engine's ``record``,
 ``snapshot``, ``y``, ``x``. Missing or failed runs are NaN (integer variables: -1) and 0 in the

@@ -35,6 +35,17 @@ DETERMINISTIC_ERRORS = (ParameterError, NumericalInstabilityError)
 BATCH_JOB_VARIABLES = ("SLURM_JOB_ID", "PBS_JOBID")  # set by the batch system inside a job
 
 
+def batch_job_id() -> str:
+    """The Slurm or PBS job this process runs in, empty outside a batch job."""
+    return next((os.environ[v] for v in BATCH_JOB_VARIABLES if os.environ.get(v)), "")
+
+
+def failure_record(exc: BaseException) -> dict:
+    """What the store keeps of a run that raised: exception type, message and traceback."""
+    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return {"kind": type(exc).__name__, "error": str(exc), "traceback": tb}
+
+
 def compute_run(run: Run) -> tuple[str, xr.Dataset | dict]:
     """Worker side: simulate one run. Deterministic engine errors come back as a failure record.
 
@@ -45,14 +56,14 @@ def compute_run(run: Run) -> tuple[str, xr.Dataset | dict]:
         params, state, protocol = run.build()
         ds = simulate(params, state, protocol, run.dynamics_seed)
     except DETERMINISTIC_ERRORS as err:
-        return "failed", {"kind": type(err).__name__, "error": str(err), "traceback": traceback.format_exc()}
+        return "failed", failure_record(err)
     ds.attrs.update(
         {
             "run_protocol": run.protocol,
             "run_coords": canonical_json(run.coords),
             "initial_state_seed_spawn_key": str(list(run.state_seed.spawn_key)),
             "worker_host": socket.gethostname(),
-            "batch_job_id": next((os.environ[v] for v in BATCH_JOB_VARIABLES if os.environ.get(v)), ""),
+            "batch_job_id": batch_job_id(),
         }
     )
     return "ok", ds
@@ -122,8 +133,7 @@ def execute(
             try:  # a result lost with a retiring worker (lifetime) is recomputed by the scheduler: wait for it
                 outcome, value = fut.result()
             except Exception as exc:
-                tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-                outcome, value = "failed", {"kind": type(exc).__name__, "error": str(exc), "traceback": tb}
+                outcome, value = "failed", failure_record(exc)
             fut.release()
             if outcome == "ok":
                 store.write_run(run.key, value)

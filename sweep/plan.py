@@ -87,7 +87,8 @@ class Plan:
     coords: dict  # protocol -> {dim or coordinate name: (dim, values)}
 
 
-def _run_key(run_fields: dict) -> str:
+def run_key(run_fields: dict) -> str:
+    """The key of a task: sha256 of its canonical fields and the result format (a new format, new keys)."""
     return hashlib.sha256(canonical_json({**run_fields, "result_format": RESULT_FORMAT_VERSION}).encode()).hexdigest()
 
 
@@ -114,7 +115,7 @@ def _protocol_runs(spec: Spec, name: str) -> Iterator[Run]:
             "coords": coords,
             "base_seed": spec.seed,
         }
-        yield Run(name, tuple(index), coords, spec.model, overrides, kwargs, state, spec.seed, _run_key(run_fields))
+        yield Run(name, tuple(index), coords, spec.model, overrides, kwargs, state, spec.seed, run_key(run_fields))
 
 
 def make_plan(spec: Spec) -> Plan:

@@ -9,7 +9,7 @@ from pathlib import Path
 import netCDF4
 import numpy as np
 import xarray as xr
-import yaml
+from conftest import small_spec
 from epmsweep.sweep import run_sweep
 
 REPO = Path(__file__).resolve().parents[2]
@@ -17,15 +17,7 @@ VENV_BIN = Path(sys.executable).parent
 EPMSWEEP = str(VENV_BIN / "epmsweep")
 
 # 16 runs of both protocols on an 8 x 8 lattice: a few seconds of compute in all
-TINY = {
-    "name": "tiny",
-    "seed": 11,
-    "replicas": 2,
-    "model": {"L": 8},
-    "initial_states": {"rejuvenated": {"kind": "rejuvenated"}, "annealed": {"kind": "annealed", "shift": 0.1}},
-    "imposed_rate": {"shear_rate": [0.01, 0.03], "strain_end": 0.3, "n_records": 10, "snapshot_strains": [0.3]},
-    "imposed_stress": {"stress": [0.4, 0.8], "t_end": 5.0, "n_records": 10},
-}
+TINY = small_spec(name="tiny", seed=11)
 # 30 creep runs of about a second each: long enough for workers to retire, or for an interruption, mid-sweep
 LONG = {
     "name": "long",
@@ -35,11 +27,6 @@ LONG = {
     "initial_states": {"rejuvenated": {"kind": "rejuvenated"}},
     "imposed_stress": {"stress": [0.7, 0.8], "t_end": 20000.0, "n_records": 10},
 }
-
-
-def write_yaml(path: Path, data: dict) -> Path:
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
 
 
 def loaded(tree: xr.DataTree) -> xr.DataTree:

@@ -15,7 +15,8 @@ from pathlib import Path
 import dask
 import pytest
 import yaml
-from deploy_helpers import REPO, TINY, epmsweep, write_yaml
+from conftest import write_spec
+from deploy_helpers import REPO, TINY, epmsweep
 from epmsweep.deploy import make_cluster
 from epmsweep.deploy.config import walltime, worker_lifetime
 from epmsweep.engine import ParameterError
@@ -126,8 +127,8 @@ def test_bad_settings_are_named(settings, key, reason):
 
 
 def test_bad_settings_stop_the_command_before_anything_starts(tmp_path):
-    spec = write_yaml(tmp_path / "tiny.yaml", TINY)
-    config = write_yaml(tmp_path / "site.yaml", {"epmsweep": {"deploy": {"lifetime": "3h"}}})
+    spec = write_spec(tmp_path / "tiny.yaml", TINY)
+    config = write_spec(tmp_path / "site.yaml", {"epmsweep": {"deploy": {"lifetime": "3h"}}})
     proc = epmsweep("run", str(spec), "--cluster", "pbs", "--config", str(config), "--out", str(tmp_path / "out"))
     assert proc.returncode == 2
     assert "epmsweep: error: epmsweep.deploy.lifetime: lifetime + stagger" in proc.stderr
@@ -143,7 +144,7 @@ def test_bad_settings_stop_the_command_before_anything_starts(tmp_path):
 
 
 def test_doctor_reports_bad_settings(tmp_path):
-    config = write_yaml(tmp_path / "site.yaml", {"jobqueue": {"pbs": {"walltime": "00:05:00"}}})
+    config = write_spec(tmp_path / "site.yaml", {"jobqueue": {"pbs": {"walltime": "00:05:00"}}})
     proc = epmsweep("doctor", "--cluster", "pbs", "--config", str(config))
     assert proc.returncode == 1
     assert "FAIL settings: epmsweep.deploy.lifetime-stagger: twice the stagger" in proc.stdout

@@ -12,6 +12,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import write_spec
 from deploy_helpers import (
     EPMSWEEP,
     REPO,
@@ -22,7 +23,6 @@ from deploy_helpers import (
     open_result,
     reference,
     run_attributes,
-    write_yaml,
 )
 
 MPIRUN = "/usr/bin/mpirun"
@@ -59,8 +59,8 @@ def test_mpi4py_and_mpirun_are_the_same_open_mpi():
 
 @pytest.mark.parametrize("tls", [False, True], ids=["tcp", "tls"])
 def test_sweep_under_mpirun_equals_local_cluster(tmp_path, client, numba_cache, tls):
-    spec = write_yaml(tmp_path / "tiny.yaml", TINY)
-    configs = ["--config", str(write_yaml(tmp_path / "mpi.yaml", mpi_settings(numba_cache)))]
+    spec = write_spec(tmp_path / "tiny.yaml", TINY)
+    configs = ["--config", str(write_spec(tmp_path / "mpi.yaml", mpi_settings(numba_cache)))]
     if tls:
         made = subprocess.run([str(REPO / "deploy" / "make-certificates.sh"), str(tmp_path / "certs"), "1"],
                               capture_output=True, text=True, check=True)
@@ -81,7 +81,7 @@ def test_sweep_under_mpirun_equals_local_cluster(tmp_path, client, numba_cache, 
 
 
 def test_too_few_ranks_is_a_clear_error(tmp_path):
-    spec = write_yaml(tmp_path / "tiny.yaml", TINY)
+    spec = write_spec(tmp_path / "tiny.yaml", TINY)
     proc = subprocess.run([*mpirun(2), EPMSWEEP, "run", str(spec), "--cluster", "mpi", "--out", str(tmp_path / "out")],
                           capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120, cwd=REPO)
     assert proc.returncode != 0
@@ -95,8 +95,8 @@ def test_pbs_batch_script_in_a_pbs_like_environment(tmp_path, client, numba_cach
     There is no PBS server here: the script, mpirun, dask-mpi and the sweep are real, the batch
     system's environment is written by the test.
     """
-    write_yaml(tmp_path / "tiny.yaml", TINY)  # SPEC is relative to PBS_O_WORKDIR, as with qsub -v
-    config = write_yaml(tmp_path / "mpi.yaml", mpi_settings(numba_cache))
+    write_spec(tmp_path / "tiny.yaml", TINY)  # SPEC is relative to PBS_O_WORKDIR, as with qsub -v
+    config = write_spec(tmp_path / "mpi.yaml", mpi_settings(numba_cache))
     nodefile = tmp_path / "nodefile"
     nodefile.write_text("localhost\n" * 3)
     env = {

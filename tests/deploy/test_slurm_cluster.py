@@ -15,6 +15,7 @@ import time
 from datetime import datetime, timedelta
 
 import pytest
+from conftest import write_spec
 from deploy_helpers import (
     EPMSWEEP,
     LONG,
@@ -28,7 +29,6 @@ from deploy_helpers import (
     open_result,
     reference,
     run_attributes,
-    write_yaml,
 )
 from epmsweep.sweep import RunStore, run_sweep
 from local_slurm import LocalSlurm
@@ -78,8 +78,8 @@ def jobs_named(slurm: LocalSlurm, name: str) -> dict[str, dict]:
 
 
 def test_sweep_on_slurm_jobs_equals_local_cluster(slurm, numba_cache, tmp_path, client):
-    spec = write_yaml(tmp_path / "tiny.yaml", TINY)
-    config = write_yaml(tmp_path / "site.yaml", settings(tmp_path, numba_cache, "epmsweep-jobs2"))
+    spec = write_spec(tmp_path / "tiny.yaml", TINY)
+    config = write_spec(tmp_path / "site.yaml", settings(tmp_path, numba_cache, "epmsweep-jobs2"))
     proc = epmsweep("run", str(spec), "--cluster", "slurm", "--jobs", "2", "--config", str(config),
                     "--out", str(tmp_path / "out"), "--no-progress", env=slurm.env)
     assert proc.returncode == 0, proc.stderr + slurm.logs()
@@ -108,8 +108,8 @@ def test_workers_retiring_by_lifetime_lose_nothing(slurm, numba_cache, tmp_path)
     spec = dict(LONG, name="lifetime", replicas=30)
     site = settings(tmp_path, numba_cache, "epmsweep-lifetime", **{"lifetime": "15s", "lifetime-stagger": "1s"})
     site["distributed"] = {"deploy": {"lost-worker-timeout": "8s"}}
-    config = write_yaml(tmp_path / "site.yaml", site)
-    proc = epmsweep("run", str(write_yaml(tmp_path / "lifetime.yaml", spec)), "--cluster", "slurm", "--jobs", "1",
+    config = write_spec(tmp_path / "site.yaml", site)
+    proc = epmsweep("run", str(write_spec(tmp_path / "lifetime.yaml", spec)), "--cluster", "slurm", "--jobs", "1",
                     "--max-jobs", "2", "--config", str(config), "--out", str(tmp_path / "out"), "--no-progress",
                     env=slurm.env)
     assert proc.returncode == 0, proc.stderr + slurm.logs()
@@ -136,8 +136,8 @@ def test_workers_retiring_by_lifetime_lose_nothing(slurm, numba_cache, tmp_path)
 def test_interrupt_cancels_the_jobs_and_the_sweep_resumes(slurm, numba_cache, tmp_path, client, signum):
     """Ctrl-C, or SIGTERM (the driver's own job or session ending), stops the sweep: the worker jobs
     are cancelled, the finished runs kept and the same sweep resumes."""
-    spec = write_yaml(tmp_path / "long.yaml", LONG)
-    config = write_yaml(tmp_path / "site.yaml", settings(tmp_path, numba_cache, "epmsweep-interrupt"))
+    spec = write_spec(tmp_path / "long.yaml", LONG)
+    config = write_spec(tmp_path / "site.yaml", settings(tmp_path, numba_cache, "epmsweep-interrupt"))
     out = tmp_path / "out"
     driver = subprocess.Popen(
         [EPMSWEEP, "run", str(spec), "--cluster", "slurm", "--jobs", "2", "--config", str(config),
@@ -172,8 +172,8 @@ def test_sweep_over_tls_on_slurm(slurm, numba_cache, tmp_path):
     made = subprocess.run([str(REPO / "deploy" / "make-certificates.sh"), str(tmp_path / "certs"), "1"],
                           capture_output=True, text=True, check=True)
     tls_config = made.stdout.strip()
-    spec = write_yaml(tmp_path / "tiny.yaml", TINY)
-    config = write_yaml(tmp_path / "site.yaml", settings(tmp_path, numba_cache, "epmsweep-tls"))
+    spec = write_spec(tmp_path / "tiny.yaml", TINY)
+    config = write_spec(tmp_path / "site.yaml", settings(tmp_path, numba_cache, "epmsweep-tls"))
     proc = epmsweep("run", str(spec), "--cluster", "slurm", "--jobs", "1", "--config", str(config),
                     "--config", tls_config, "--out", str(tmp_path / "out"), "--no-progress", env=slurm.env)
     assert proc.returncode == 0, proc.stderr + slurm.logs()
@@ -184,7 +184,7 @@ def test_sweep_over_tls_on_slurm(slurm, numba_cache, tmp_path):
 
 
 def test_doctor_submits_one_worker_job(slurm, numba_cache, tmp_path):
-    config = write_yaml(tmp_path / "site.yaml", settings(tmp_path, numba_cache, "epmsweep-doctor"))
+    config = write_spec(tmp_path / "site.yaml", settings(tmp_path, numba_cache, "epmsweep-doctor"))
     proc = epmsweep("doctor", "--cluster", "slurm", "--config", str(config), "--submit", env=slurm.env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lines = dict(line[5:].split(": ", 1) for line in proc.stdout.splitlines())
@@ -202,8 +202,8 @@ def batch_env(slurm: LocalSlurm, config) -> dict:
 @pytest.mark.parametrize("script", ["sweep.sbatch", "sweep-scheduler-file.sbatch"])
 def test_batch_script_runs_the_sweep_inside_one_allocation(slurm, numba_cache, tmp_path, client, script):
     """sbatch of the batch script with 3 tasks (2 CPUs: overcommitted): scheduler, driver and workers inside."""
-    spec = write_yaml(tmp_path / "tiny.yaml", TINY)
-    config = write_yaml(tmp_path / "site.yaml", settings(tmp_path, numba_cache, "unused"))
+    spec = write_spec(tmp_path / "tiny.yaml", TINY)
+    config = write_spec(tmp_path / "site.yaml", settings(tmp_path, numba_cache, "unused"))
     env = batch_env(slurm, config)
     env["SCHEDULER_FILE"] = str(tmp_path / "scheduler.json")
     command = ["sbatch", "--parsable", "--ntasks=3", "--overcommit", "--mem-per-cpu=1G",
