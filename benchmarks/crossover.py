@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 from epmsweep.engine import fft_crossover, real_space_propagator
-from epmsweep.engine.stepping import _redistribute_fft, _redistribute_sparse
+from epmsweep.engine.stepping import _redistribute_fft, _redistribute_sparse, fft_workspace
 from numba import njit
 
 
@@ -22,13 +22,13 @@ def sparse_steps(reps, s, plist, dbuf, k, g_ext, L):
 
 
 @njit
-def fft_steps(reps, s, plist, dbuf, k, g_hat, d2):
+def fft_steps(reps, s, plist, dbuf, k, g_hat, d2, spectrum, ds, axes):
     dense = d2.ravel()
     for _ in range(reps):
         dense[:] = 0.0
         for m in range(k):
             dense[plist[m]] = dbuf[m]
-        _redistribute_fft(s, d2, g_hat)
+        _redistribute_fft(s, d2, g_hat, spectrum, ds, axes)
 
 
 def per_step(fn, reps, *args) -> float:
@@ -55,7 +55,7 @@ def main() -> None:
             dbuf = rng.normal(size=k) * 1e-3
             reps = max(20, 20_000_000 // (n * max(k, 8)))
             ts = per_step(sparse_steps, reps, np.zeros(n), plist, dbuf, k, g_ext, L)
-            tf = per_step(fft_steps, reps, np.zeros(n), plist, dbuf, k, g_hat, d2)
+            tf = per_step(fft_steps, reps, np.zeros(n), plist, dbuf, k, g_hat, d2, *fft_workspace(L))
             print(f"{L:>5} {k:>5} {ts * 1e6:>10.2f} {tf * 1e6:>10.2f}")
             if crossover is None and tf < ts:
                 crossover = k

@@ -9,8 +9,10 @@ elastic stretches possible: the same floating-point operations as plain stepping
 import math
 
 import numpy as np
-from numba import njit, uint64
+from numba import uint64
+from rocket_fft import c2r, r2c
 
+from .jit import inline, jit
 from .thresholds import quantile
 
 # Indices into the integer counters returned by ``run``.
@@ -18,7 +20,7 @@ STEPS_SPARSE, STEPS_FFT, STEPS_FAST_FORWARD, STEPS_ELASTIC = range(4)
 STATUS_OK, STATUS_NONFINITE = 0, 1
 
 
-@njit(cache=True)
+@jit
 def _redistribute_sparse(s, plist, dbuf, n_plastic, g_ext, L):
     """s += G * d, adding the kernel of each plastic site: cost N per plastic site.
 
@@ -51,24 +53,36 @@ def _redistribute_sparse(s, plist, dbuf, n_plastic, g_ext, L):
                 s[base + ix] += dj * g_ext[a + ix]
 
 
-@njit(cache=True)
-def _redistribute_fft(s, d, g_hat):
+def fft_workspace(L: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Work arrays of ``_redistribute_fft`` for an L x L lattice: spectrum, real field, axes."""
+    return np.empty((L, L // 2 + 1), np.complex128), np.empty((L, L)), np.arange(2)
+
+
+@jit
+def _redistribute_fft(s, d, g_hat, spectrum, ds, axes):
     """s += G * d with a real FFT pair, d the dense (L, L) increments; returns sum(d).
 
     Cost O(N log N) whatever the number of plastic sites; the sum is the q = 0 coefficient.
+    ``spectrum`` (L, L // 2 + 1) complex and ``ds`` (L, L) real are work arrays; ``axes`` is [0, 1].
+    The complex product is written out (the same operations as Numba's, which would compile a
+    subroutine of its own).
     """
-    spectrum = np.fft.rfft2(d)
+    r2c(d, spectrum, axes, True, 1.0, 1)
     total = spectrum[0, 0].real
     for qy in range(spectrum.shape[0]):
         for qx in range(spectrum.shape[1]):
-            spectrum[qy, qx] *= g_hat[qy, qx]
-    ds = np.fft.irfft2(spectrum, s=d.shape).ravel()
-    for i in range(uint64(s.size)):
-        s[i] += ds[i]
+            a, b = spectrum[qy, qx].real, spectrum[qy, qx].imag
+            c, e = g_hat[qy, qx].real, g_hat[qy, qx].imag
+            spectrum[qy, qx] = complex(a * c - b * e, a * e + b * c)
+    c2r(spectrum, ds, axes, False, 1.0 / s.size, 1)
+    L = ds.shape[1]
+    for iy in range(ds.shape[0]):
+        for ix in range(L):
+            s[iy * L + ix] += ds[iy, ix]
     return total
 
 
-@njit(cache=True)
+@inline
 def _store_fields(sigma_ext, s, thr, plastic, out_stress, out_thr, out_plastic):
     for i in range(s.size):
         out_stress[i] = sigma_ext + s[i]
@@ -76,7 +90,7 @@ def _store_fields(sigma_ext, s, thr, plastic, out_stress, out_thr, out_plastic):
         out_plastic[i] = plastic[i]
 
 
-@njit(cache=True)
+@jit
 def _list_plastic(plastic, plist):
     """Write the plastic sites' indices into ``plist``; returns their number.
 
@@ -91,7 +105,15 @@ def _list_plastic(plastic, plist):
     return n_plastic
 
 
-@njit(cache=True)
+@inline
+def _sum(s):
+    total = 0.0
+    for i in range(uint64(s.size)):
+        total += s[i]
+    return total
+
+
+@inline
 def _any_above(s, thr, sigma_ext):
     for i in range(uint64(s.size)):
         if sigma_ext + s[i] > thr[i]:
@@ -99,11 +121,11 @@ def _any_above(s, thr, sigma_ext):
     return False
 
 
-@njit(cache=True)
+@inline
 def _crossing_candidates(s, thr, sigma_ext):
     """Sites whose gap thr - sigma is within round-off of the smallest: the only ones that can
     cross first while the whole field is shifted up uniformly."""
-    gmin = np.inf
+    gmin = math.inf
     scale = abs(sigma_ext)
     for i in range(uint64(s.size)):
         gmin = min(gmin, thr[i] - (sigma_ext + s[i]))
@@ -125,7 +147,7 @@ def _crossing_candidates(s, thr, sigma_ext):
 MAX_CLOCK = 2**62
 
 
-@njit(cache=True)
+@inline
 def _clock(rng, dt_over_tau):
     """Steps up to and including the first success of per-step trials of probability
     p = 1 - exp(-dt / tau): the geometric law P(K > k) = exp(-k dt / tau), drawn by inversion
@@ -139,7 +161,7 @@ SWITCH_BLOCK = 64
 and only a block holding an event is scanned site by site."""
 
 
-@njit(cache=True)
+@inline
 def _switch(
     s, thr, plastic, clock, plist, n_plastic, newly, sigma_ext, dt_pl, dt_res, dist_kind, dist_params, dist_table, rng
 ):  # fmt: skip
@@ -189,7 +211,7 @@ def _switch(
     return kept + n_new
 
 
-@njit(cache=True)
+@jit
 def run(
     s, thr, plastic, sigma_ext, load, creep, dt_tau, dt_pl, dt_res, mu,
     g_ext, g_hat, fft_min, fast_forward, dist_kind, dist_params, dist_table, rng,
@@ -243,11 +265,18 @@ def run(
     L = g_hat.shape[0]
     inv_n = 1.0 / n
     gpl_norm = 1.0 / (n * mu)
+    # work arrays: np.empty of few signatures and explicit loops (each distinct NumPy constructor,
+    # reshape or complex operator compiles an implementation of its own on a cold start)
     plist = np.empty(n, np.int64)
     dbuf = np.empty(n)
-    d2 = np.zeros((L, L))  # dense increments for the FFT path
-    d_flat = d2.reshape(n)
-    counters = np.zeros(4, np.int64)
+    d2 = np.empty((L, L))  # dense increments for the FFT path
+    spectrum = np.empty((L, L // 2 + 1), np.complex128)
+    ds = np.empty((L, L))
+    axes = np.empty(2, np.int64)
+    axes[0], axes[1] = 0, 1
+    counters = np.empty(4, np.int64)
+    for k in range(4):
+        counters[k] = 0
     clock = np.empty(n, np.int64)  # trials left before the next switch, see _switch
     newly = np.empty(n, np.int64)
     n_plastic = _list_plastic(plastic, plist)
@@ -269,7 +298,7 @@ def run(
             rec_gpl[ri] = gpl * gpl_norm
             rec_nplastic[ri] = n_plastic
             ri += 1
-            if not (np.isfinite(sigma_ext) and np.isfinite(gpl) and np.isfinite(np.sum(s))):
+            if not (math.isfinite(sigma_ext) and math.isfinite(gpl) and math.isfinite(_sum(s))):
                 status = STATUS_NONFINITE
         while si < n_snap and snap_steps[si] == step:
             _store_fields(sigma_ext, s, thr, plastic, snap_stress[si], snap_thr[si], snap_plastic[si])
@@ -307,9 +336,11 @@ def run(
         step += 1
         if n_plastic > 0:
             if n_plastic >= fft_min:
-                for i in range(uint64(n)):
-                    d_flat[i] = (sigma_ext + s[i]) * dt_tau if plastic[i] else 0.0
-                sum_d = _redistribute_fft(s, d2, g_hat)
+                for iy in range(L):
+                    for ix in range(L):
+                        i = iy * L + ix
+                        d2[iy, ix] = (sigma_ext + s[i]) * dt_tau if plastic[i] else 0.0
+                sum_d = _redistribute_fft(s, d2, g_hat, spectrum, ds, axes)
                 counters[STEPS_FFT] += 1
             else:
                 sum_d = 0.0

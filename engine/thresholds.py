@@ -6,14 +6,14 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
 
 from .errors import ParameterError
+from .jit import jit
 
 WEIBULL, TABULATED = 0, 1
 
 
-@njit(cache=True)
+@jit
 def quantile(u, kind, params, table):
     """Inverse CDF at u in [0, 1): shifted Weibull (kind 0) or tabulated, linearly interpolated (kind 1)."""
     if kind == WEIBULL:
@@ -26,12 +26,11 @@ def quantile(u, kind, params, table):
     return table[k] + (x - k) * (table[k + 1] - table[k])
 
 
-@njit(cache=True)
-def _quantiles(u, kind, params, table):
-    out = np.empty_like(u)
+@jit
+def _quantiles(u, out, kind, params, table):
+    """out[i] = quantile(u[i]) for flat arrays."""
     for i in range(u.size):
-        out.flat[i] = quantile(u.flat[i], kind, params, table)
-    return out
+        out[i] = quantile(u[i], kind, params, table)
 
 
 @dataclass(frozen=True)
@@ -94,7 +93,10 @@ class ThresholdDistribution:
 
     def sample(self, rng: np.random.Generator, size) -> np.ndarray:
         """Draw thresholds by inverse transform of ``rng.random(size)`` (same rule as the engine)."""
-        return _quantiles(rng.random(size), *self.compiled())
+        u = rng.random(size)
+        out = np.empty_like(u)
+        _quantiles(u.reshape(-1), out.reshape(-1), *self.compiled())
+        return out
 
     def mean(self) -> float:
         """Mean threshold (stress units)."""

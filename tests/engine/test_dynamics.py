@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 from epmsweep.engine import ImposedRate, ImposedStress, InitialState, ModelParameters, simulate
-from epmsweep.engine.stepping import _redistribute_fft, _redistribute_sparse
+from epmsweep.engine.stepping import _redistribute_fft, _redistribute_sparse, fft_workspace
 
 P16 = ModelParameters(L=16)
 
@@ -83,7 +83,7 @@ def test_sparse_and_fft_redistribution_agree(L):
         _redistribute_sparse(a, plist, d, k, np.tile(g, (2, 2)).ravel(), L)
         dense = np.zeros(L * L)
         dense[plist] = d
-        total = _redistribute_fft(b, dense.reshape(L, L), np.fft.rfft2(g))
+        total = _redistribute_fft(b, dense.reshape(L, L), np.fft.rfft2(g), *fft_workspace(L))
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
         assert total == pytest.approx(d.sum(), abs=1e-12)
 

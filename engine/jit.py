@@ -1,0 +1,13 @@
+"""The compilation settings of the engine's Numba functions.
+
+All are cached on disk (``cache=True``: compiled once per machine and source version) and built
+without the C-callable wrapper Numba otherwise adds to every function (none is used as a C
+callback), which shortens the cold compile. ``inline`` marks small helpers that are merged into
+their caller's Numba IR instead of being compiled as functions of their own (fewer, larger
+compilations); the hot kernels stay separate functions, where LLVM optimises them best.
+"""
+
+from numba import njit
+
+jit = njit(cache=True, no_cfunc_wrapper=True)
+inline = njit(cache=True, no_cfunc_wrapper=True, inline="always")
