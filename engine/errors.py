@@ -1,4 +1,6 @@
-"""Exceptions raised by the engine."""
+"""Exceptions raised by the engine, and the checks of numbers that raise them."""
+
+import math
 
 
 class ParameterError(ValueError):
@@ -20,3 +22,21 @@ class ParameterError(ValueError):
 
 class NumericalInstabilityError(FloatingPointError):
     """The stress field became non-finite during a run."""
+
+
+def check_positive(name: str, value: float) -> float:
+    """Return ``value`` as a float, or raise ParameterError unless it is finite and > 0."""
+    return _check_number(name, value, positive=True)
+
+
+def check_non_negative(name: str, value: float) -> float:
+    """Return ``value`` as a float, or raise ParameterError unless it is finite and >= 0."""
+    return _check_number(name, value, positive=False)
+
+
+def _check_number(name: str, value: float, positive: bool) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ParameterError(name, f"must be a number, got {value!r}")
+    if not math.isfinite(value) or value < 0 or (positive and value == 0):
+        raise ParameterError(name, f"must be a finite number {'>' if positive else '>='} 0, got {value!r}")
+    return float(value)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from .errors import ParameterError
+from .errors import ParameterError, check_positive
 from .files import load_dataset, save_dataset
 from .thresholds import ThresholdDistribution
 
@@ -66,10 +65,7 @@ class InitialState:
             raise ParameterError("threshold", f"must be >= 0 everywhere, minimum is {thr.min():g}")
         object.__setattr__(self, "threshold", thr)
         object.__setattr__(self, "stress", _as_map("stress", self.stress, thr.shape))
-        mu = self.shear_modulus
-        if isinstance(mu, bool) or not isinstance(mu, (int, float)) or not math.isfinite(mu) or mu <= 0:
-            raise ParameterError("shear_modulus", f"must be a finite number > 0, got {mu!r}")
-        object.__setattr__(self, "shear_modulus", float(mu))
+        object.__setattr__(self, "shear_modulus", check_positive("shear_modulus", self.shear_modulus))
 
     @property
     def L(self) -> int:

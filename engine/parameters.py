@@ -5,19 +5,10 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
-from .errors import ParameterError
+from .errors import ParameterError, check_positive
 from .thresholds import ThresholdDistribution
 
 KERNEL_VARIANTS = ("continuum", "lattice")
-
-
-def check_positive(name: str, value: float) -> float:
-    """Return ``value`` as a float, or raise ParameterError unless it is finite and > 0."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ParameterError(name, f"must be a number, got {value!r}")
-    if not math.isfinite(value) or value <= 0:
-        raise ParameterError(name, f"must be a finite number > 0, got {value!r}")
-    return float(value)
 
 
 @dataclass(frozen=True)

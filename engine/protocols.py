@@ -7,8 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import ParameterError
-from .parameters import check_positive
+from .errors import ParameterError, check_non_negative, check_positive
 
 MAX_RECORDS = 10**6
 
@@ -136,10 +135,7 @@ class ImposedStress:
     name = "imposed_stress"
 
     def __post_init__(self) -> None:
-        s = self.stress
-        if isinstance(s, bool) or not isinstance(s, (int, float)) or not math.isfinite(s) or s < 0:
-            raise ParameterError("stress", f"must be a finite number >= 0, got {s!r}")
-        object.__setattr__(self, "stress", float(s))
+        object.__setattr__(self, "stress", check_non_negative("stress", self.stress))
         object.__setattr__(self, "t_end", check_positive("t_end", self.t_end))
         _check_count("n_records", self.n_records)
         if self.t_first_record is not None:

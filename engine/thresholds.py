@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import ParameterError
+from .errors import ParameterError, check_non_negative, check_positive
 from .jit import jit
 
 WEIBULL, TABULATED = 0, 1
@@ -59,12 +59,8 @@ class ThresholdDistribution:
 
     def __post_init__(self) -> None:
         for name in ("shape", "scale"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
-                raise ParameterError(f"thresholds.{name}", f"must be a finite number > 0, got {v!r}")
-        s = self.shift
-        if isinstance(s, bool) or not isinstance(s, (int, float)) or not math.isfinite(s) or s < 0:
-            raise ParameterError("thresholds.shift", f"must be a finite number >= 0, got {s!r}")
+            check_positive(f"thresholds.{name}", getattr(self, name))
+        check_non_negative("thresholds.shift", self.shift)
         if self.quantiles:
             q = np.asarray(self.quantiles, dtype=float)
             if q.ndim != 1 or q.size < 2 or not np.all(np.isfinite(q)) or q[0] < 0 or np.any(np.diff(q) < 0):

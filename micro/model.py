@@ -6,7 +6,7 @@ import math
 from dataclasses import asdict, dataclass
 
 from epmsweep.engine import ParameterError
-from epmsweep.engine.parameters import check_positive
+from epmsweep.engine.errors import check_positive
 
 GOLDEN_RATIO_QUARTER = (1 + math.sqrt(5)) / 4
 PAPER_DENSITY = 102400 / 316.174**2
