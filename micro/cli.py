@@ -9,15 +9,7 @@ from pathlib import Path
 import numpy as np
 from epmsweep.engine import ImposedRate, ImposedStress, ParameterError
 from epmsweep.engine.files import save_dataset
-
-CLIENT_OPTIONS = ("n_workers", "scheduler", "scheduler_file")
-
-
-def _client(args: argparse.Namespace):
-    from epmsweep.sweep import open_client
-
-    options = {k: getattr(args, "workers" if k == "n_workers" else k, None) for k in CLIENT_OPTIONS}
-    return open_client(**{k: v for k, v in options.items() if v is not None})
+from epmsweep.sweep.client import add_client_options, add_config_option, client_from_args
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
@@ -43,10 +35,11 @@ def cmd_measure(args: argparse.Namespace) -> int:
     from .frozen_matrix import FrozenMatrixProbe
     from .initial_state import measure_initial_state
 
+    clients = client_from_args(args)  # options checked here; the cluster starts at the `with`
     glass = Configuration.load(args.glass)
     probe = FrozenMatrixProbe(strain_step=args.strain_step, cutout=not args.full_system)
     output = Path(args.output)
-    with _client(args) as client:
+    with clients as client:
         state = measure_initial_state(
             glass, args.grid, probe=probe, client=client, out=args.store or output.parent, name=output.stem
         )
@@ -57,6 +50,7 @@ def cmd_measure(args: argparse.Namespace) -> int:
 def cmd_ingest(args: argparse.Namespace) -> int:
     from .ingest import initial_state_from_dump
 
+    clients = client_from_args(args)  # options checked here; the cluster starts at the `with`
     threshold = None
     if args.thresholds:
         path = Path(args.thresholds)
@@ -64,7 +58,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             raise ParameterError(str(path), "threshold map file does not exist")
         threshold = np.loadtxt(path, ndmin=2)
     output = Path(args.output)
-    with _client(args) as client:
+    with clients as client:
         state = initial_state_from_dump(
             args.dump, args.grid, threshold=threshold, shear_modulus=args.shear_modulus,
             stress_column=args.stress_column, client=client, out=args.store or output.parent, name=output.stem,
@@ -88,13 +82,6 @@ def cmd_shear(args: argparse.Namespace) -> int:
     save_dataset(ds, args.output)
     print(f"{args.output}: {ds.sizes['record']} records, final stress {float(ds.stress[-1]):.4f}")
     return 0
-
-
-def _add_cluster_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--workers", type=int, default=None, help="worker processes of the local cluster (default: cores)")
-    where = p.add_mutually_exclusive_group()
-    where.add_argument("--scheduler", help="address of a running Dask scheduler (tcp://host:port, tls://...)")
-    where.add_argument("--scheduler-file", help="scheduler file of a running Dask cluster")
 
 
 def add_micro_parser(sub) -> None:
@@ -121,7 +108,8 @@ def add_micro_parser(sub) -> None:
     p.add_argument("--strain-step", type=float, default=1e-4, help="quasistatic strain step of the probes")
     p.add_argument("--full-system", action="store_true", help="probe on the full system instead of cut-outs")
     p.add_argument("--store", default=None, help="folder of the per-probe store (default: next to output)")
-    _add_cluster_options(p)
+    add_client_options(p)
+    add_config_option(p)
     p.set_defaults(func=cmd_measure)
 
     p = msub.add_parser("ingest", help="initial state from your own LAMMPS dump (positions, per-atom stress)")
@@ -132,7 +120,8 @@ def add_micro_parser(sub) -> None:
     p.add_argument("--thresholds", default=None, help="text file of an L x L threshold map (default: frozen matrix)")
     p.add_argument("--shear-modulus", type=float, default=None, help="mu (default: measured)")
     p.add_argument("--store", default=None, help="folder of the per-probe store (default: next to output)")
-    _add_cluster_options(p)
+    add_client_options(p)
+    add_config_option(p)
     p.set_defaults(func=cmd_ingest)
 
     p = msub.add_parser("shear", help="particle run at imposed rate or imposed stress (feedback)")

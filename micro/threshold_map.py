@@ -19,7 +19,7 @@ import xarray as xr
 from distributed import Client
 from epmsweep.engine import RESULT_FORMAT_VERSION, ParameterError
 from epmsweep.sweep import RunStore, open_client
-from epmsweep.sweep.execute import execute, failure_record
+from epmsweep.sweep.execute import computed_where, execute, failure_record
 from epmsweep.sweep.plan import canonical_json, run_key
 
 from .configuration import Configuration
@@ -53,7 +53,10 @@ class ProbeTask:
 
 
 def compute_probe(task: ProbeTask) -> tuple[str, xr.Dataset | dict]:
-    """Worker side: run one probe; a cell that never yields comes back as a failure record."""
+    """Worker side: run one probe; a cell that never yields comes back as a failure record.
+
+    Like a lattice run, the record says where it was computed (``worker_host``, ``batch_job_id``).
+    """
     try:
         r = run_probe(task.system, task.free, task.cell_area, task.probe, task.model)
     except ParameterError as err:
@@ -71,6 +74,7 @@ def compute_probe(task: ProbeTask) -> tuple[str, xr.Dataset | dict]:
             "result_format": RESULT_FORMAT_VERSION,
             "run_protocol": PROTOCOL,
             "run_coords": canonical_json(task.coords),
+            **computed_where(),
         },
     )
     return "ok", ds

@@ -13,7 +13,7 @@ from pathlib import Path
 from epmsweep.deploy.config import KINDS, default_out, use_config_file
 from epmsweep.engine import ParameterError, __version__
 
-from .client import open_client
+from .client import add_client_options, add_config_option, client_from_args
 from .execute import assemble, run_sweep
 from .spec import parse_spec
 from .store import RunStore
@@ -43,40 +43,18 @@ def _sigterm_stops_like_ctrl_c():
 
 def _add_out_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=None, help="output folder (default: epmsweep.deploy.out: results)")
-    _add_config_option(p)
-
-
-def _add_config_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--config", action="append", default=[],
-        help="YAML file of Dask configuration merged over the current one (site settings, TLS); repeatable",
-    )
+    add_config_option(p)
 
 
 def _add_cluster_options(p: argparse.ArgumentParser) -> None:
     _add_out_option(p)
-    p.add_argument("--workers", type=int, default=None, help="worker processes of the local cluster (default: cores)")
-    where = p.add_mutually_exclusive_group()
-    where.add_argument("--scheduler", help="address of a running Dask scheduler (tcp://host:port, tls://...)")
-    where.add_argument("--scheduler-file", help="scheduler file of a running Dask cluster (dask-mpi, dask scheduler)")
-    where.add_argument(
-        "--cluster", choices=[*KINDS, "mpi"],
-        help="start worker jobs on Slurm or PBS (dask-jobqueue), or form the cluster from the MPI ranks of an "
-        "mpirun/srun launch (dask-mpi); settings from the Dask config (deploy/README.md)",
-    )
-    p.add_argument("--jobs", type=int, default=None, help="worker jobs of --cluster slurm|pbs (default: 1)")
-    p.add_argument("--max-jobs", type=int, default=None, help="scale adaptively from --jobs up to this many jobs")
+    add_client_options(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def _run(args: argparse.Namespace, spec_file: str) -> int:
     spec = parse_spec(spec_file)  # the whole file is validated before any cluster starts
-    if (args.jobs is not None or args.max_jobs is not None) and args.cluster not in KINDS:
-        raise ParameterError("--jobs", f"applies to --cluster {' or '.join(KINDS)} only")
-    with open_client(
-        n_workers=args.workers, scheduler=args.scheduler, scheduler_file=args.scheduler_file,
-        cluster=args.cluster, jobs=args.jobs, max_jobs=args.max_jobs,
-    ) as client:
+    with client_from_args(args) as client:
         tree = run_sweep(
             spec, out=args.out, client=client, retry_failed=getattr(args, "retry_failed", False),
             progress=not args.no_progress,
@@ -183,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("doctor", help="check the settings and the machine before running on a cluster")
     p.add_argument("--cluster", choices=[*KINDS, "mpi"], default=None, help="also check this kind of cluster")
     p.add_argument("--submit", action="store_true", help="with --cluster slurm|pbs: start one worker job and time it")
-    _add_config_option(p)
+    add_config_option(p)
     p.set_defaults(func=cmd_doctor)
 
     from epmsweep.micro.cli import add_micro_parser  # particle simulations; LAMMPS loads only when they run

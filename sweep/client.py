@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 from collections.abc import Iterator
 
 from distributed import Client, LocalCluster
+from epmsweep.deploy.config import KINDS
+from epmsweep.engine import ParameterError
 
 
 @contextlib.contextmanager
@@ -72,3 +75,36 @@ def open_client(
         Client(cluster) as client,
     ):
         yield client
+
+
+def add_config_option(p: argparse.ArgumentParser) -> None:
+    """``--config``: Dask configuration files merged over the current one (applied by the command)."""
+    p.add_argument(
+        "--config", action="append", default=[],
+        help="YAML file of Dask configuration merged over the current one (site settings, TLS); repeatable",
+    )  # fmt: skip
+
+
+def add_client_options(p: argparse.ArgumentParser) -> None:
+    """The command-line options of ``open_client``: where a command's Dask work runs."""
+    p.add_argument("--workers", type=int, default=None, help="worker processes of the local cluster (default: cores)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--scheduler", help="address of a running Dask scheduler (tcp://host:port, tls://...)")
+    where.add_argument("--scheduler-file", help="scheduler file of a running Dask cluster (dask-mpi, dask scheduler)")
+    where.add_argument(
+        "--cluster", choices=[*KINDS, "mpi"],
+        help="start worker jobs on Slurm or PBS (dask-jobqueue), or form the cluster from the MPI ranks of an "
+        "mpirun/srun launch (dask-mpi); settings from the Dask config (deploy/README.md)",
+    )  # fmt: skip
+    p.add_argument("--jobs", type=int, default=None, help="worker jobs of --cluster slurm|pbs (default: 1)")
+    p.add_argument("--max-jobs", type=int, default=None, help="scale adaptively from --jobs up to this many jobs")
+
+
+def client_from_args(args: argparse.Namespace) -> contextlib.AbstractContextManager[Client]:
+    """``open_client`` with the options of ``add_client_options`` (checked before anything starts)."""
+    if (args.jobs is not None or args.max_jobs is not None) and args.cluster not in KINDS:
+        raise ParameterError("--jobs", f"applies to --cluster {' or '.join(KINDS)} only")
+    return open_client(
+        n_workers=args.workers, scheduler=args.scheduler, scheduler_file=args.scheduler_file,
+        cluster=args.cluster, jobs=args.jobs, max_jobs=args.max_jobs,
+    )  # fmt: skip

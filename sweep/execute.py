@@ -40,6 +40,11 @@ def batch_job_id() -> str:
     return next((os.environ[v] for v in BATCH_JOB_VARIABLES if os.environ.get(v)), "")
 
 
+def computed_where() -> dict[str, str]:
+    """Attributes of a result saying where it was computed: ``worker_host``, ``batch_job_id``."""
+    return {"worker_host": socket.gethostname(), "batch_job_id": batch_job_id()}
+
+
 def failure_record(exc: BaseException) -> dict:
     """What the store keeps of a run that raised: exception type, message and traceback."""
     tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
@@ -62,8 +67,7 @@ def compute_run(run: Run) -> tuple[str, xr.Dataset | dict]:
             "run_protocol": run.protocol,
             "run_coords": canonical_json(run.coords),
             "initial_state_seed_spawn_key": str(list(run.state_seed.spawn_key)),
-            "worker_host": socket.gethostname(),
-            "batch_job_id": batch_job_id(),
+            **computed_where(),
         }
     )
     return "ok", ds

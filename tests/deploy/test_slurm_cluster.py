@@ -14,7 +14,9 @@ import subprocess
 import time
 from datetime import datetime, timedelta
 
+import numpy as np
 import pytest
+import xarray as xr
 from conftest import write_spec
 from deploy_helpers import (
     EPMSWEEP,
@@ -30,6 +32,7 @@ from deploy_helpers import (
     reference,
     run_attributes,
 )
+from epmsweep.engine import InitialState
 from epmsweep.sweep import RunStore, run_sweep
 from local_slurm import LocalSlurm
 
@@ -95,6 +98,36 @@ def test_sweep_on_slurm_jobs_equals_local_cluster(slurm, numba_cache, tmp_path, 
 
     expected = reference(TINY, client, tmp_path / "local")
     assert_same_results(open_result(tmp_path / "out", "tiny"), expected)
+
+
+def test_particle_thresholds_measured_in_slurm_jobs(slurm, numba_cache, tmp_path, client):
+    """``epmsweep micro measure --cluster slurm``: the frozen-matrix probes run inside worker jobs
+    and give the same initial state, bit for bit, as on the test suite's LocalCluster."""
+    from epmsweep.micro import FrozenMatrixProbe, QuenchProtocol, measure_initial_state, prepare_glass
+
+    glass = prepare_glass(256, QuenchProtocol(t_melt=5.0), seed=2)
+    glass.save(tmp_path / "glass.nc")
+    config = write_spec(tmp_path / "site.yaml", settings(tmp_path, numba_cache, "epmsweep-micro"))
+    proc = epmsweep("micro", "measure", str(tmp_path / "glass.nc"), str(tmp_path / "state.nc"), "--grid", "2",
+                    "--strain-step", "5e-4", "--cluster", "slurm", "--jobs", "1", "--config", str(config),
+                    env=slurm.env)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr + slurm.logs()
+
+    jobs = jobs_named(slurm, "epmsweep-micro")
+    assert len(jobs) == 1 and not slurm.active_jobs(), jobs
+    probes = list((tmp_path / "state_thresholds" / "runs").glob("*.nc"))
+    assert len(probes) == 4  # one per cell of the 2 x 2 grid
+    for path in probes:
+        with xr.open_dataset(path) as ds:
+            assert ds.attrs["batch_job_id"] in jobs, ds.attrs
+
+    measured = InitialState.load(tmp_path / "state.nc")
+    expected = measure_initial_state(
+        glass, 2, probe=FrozenMatrixProbe(strain_step=5e-4), client=client, out=tmp_path / "local", name="state"
+    )
+    np.testing.assert_array_equal(measured.threshold, expected.threshold)
+    np.testing.assert_array_equal(measured.stress, expected.stress)
+    assert measured.shear_modulus == expected.shear_modulus
 
 
 def test_workers_retiring_by_lifetime_lose_nothing(slurm, numba_cache, tmp_path):

@@ -36,4 +36,7 @@ def test_bad_input_exits_2_with_the_field_named(tmp_path):
     assert out.returncode == 2 and "missing.nc" in out.stderr and "does not exist" in out.stderr
     out = run("prepare", "g.nc", "--rate", "-1", cwd=tmp_path)
     assert out.returncode == 2 and "protocol.rate" in out.stderr
+    for command in ("measure", "ingest"):  # the sweep command's cluster options, checked the same way
+        out = run(command, "missing.nc", "state.nc", "--jobs", "2", cwd=tmp_path)
+        assert out.returncode == 2 and "--jobs" in out.stderr and "--cluster slurm or pbs" in out.stderr
     assert "Traceback" not in out.stderr
