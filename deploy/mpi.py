@@ -18,6 +18,7 @@ import argparse
 import contextlib
 import os
 import sys
+import traceback
 from collections.abc import Iterator
 
 from distributed import Client
@@ -63,11 +64,25 @@ def mpi_client() -> Iterator[Client]:
 
     Settings: ``epmsweep.deploy.mpi.*`` (interface, local directory, dashboard address),
     ``epmsweep.deploy.numba-cache-dir`` and ``epmsweep.deploy.tls``.
+
+    An error on rank 1 ends the whole launch (``MPI_Abort``, after the message): workers that had
+    not yet reached the scheduler would otherwise wait for it until the job's walltime. Finished
+    runs are already stored; Ctrl-C and SIGTERM reach every rank from the launcher and end it as usual.
     """
     dask_mpi, security, options = _rank_options(3, "scheduler, sweep, a worker")
     dask_mpi.initialize(**options)  # ranks other than 1 serve the cluster inside this call and exit at its end
-    with Client(security=security) as client:  # the scheduler address was set in the Dask config
-        yield client
+    try:
+        with Client(security=security) as client:  # the scheduler address was set in the Dask config
+            yield client
+    except Exception as err:
+        from mpi4py import MPI  # imported by _rank_options already
+
+        if isinstance(err, ParameterError):
+            print(f"epmsweep: error: {err}", file=sys.stderr)
+        else:
+            traceback.print_exc()
+        sys.stderr.flush()
+        MPI.COMM_WORLD.Abort(1)
 
 
 def serve(scheduler_file: str) -> None:

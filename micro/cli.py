@@ -108,7 +108,7 @@ def add_micro_parser(sub) -> None:
     p.add_argument("--strain-step", type=float, default=1e-4, help="quasistatic strain step of the probes")
     p.add_argument("--full-system", action="store_true", help="probe on the full system instead of cut-outs")
     p.add_argument("--store", default=None, help="folder of the per-probe store (default: next to output)")
-    add_client_options(p)
+    add_client_options(p, mpi=False)  # LAMMPS needs MPICH in-process: no mpirun-launched workers
     add_config_option(p)
     p.set_defaults(func=cmd_measure)
 
@@ -120,7 +120,7 @@ def add_micro_parser(sub) -> None:
     p.add_argument("--thresholds", default=None, help="text file of an L x L threshold map (default: frozen matrix)")
     p.add_argument("--shear-modulus", type=float, default=None, help="mu (default: measured)")
     p.add_argument("--store", default=None, help="folder of the per-probe store (default: next to output)")
-    add_client_options(p)
+    add_client_options(p, mpi=False)  # LAMMPS needs MPICH in-process: no mpirun-launched workers
     add_config_option(p)
     p.set_defaults(func=cmd_ingest)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import signal
 import sys
 import threading
@@ -52,8 +53,20 @@ def _add_cluster_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def _check_out(out: str) -> None:
+    """The output folder is, or can be made, a writable folder: checked before any cluster starts
+    (nothing is made here)."""
+    path = Path(out).absolute()
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        raise ParameterError("--out", f"cannot make the output folder {out}: {existing} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ParameterError("--out", f"cannot make the output folder {out}: {existing} is not writable")
+
+
 def _run(args: argparse.Namespace, spec_file: str) -> int:
     spec = parse_spec(spec_file)  # the whole file is validated before any cluster starts
+    _check_out(args.out)
     with client_from_args(args) as client:
         tree = run_sweep(
             spec, out=args.out, client=client, retry_failed=getattr(args, "retry_failed", False),

@@ -85,17 +85,26 @@ def add_config_option(p: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
-def add_client_options(p: argparse.ArgumentParser) -> None:
-    """The command-line options of ``open_client``: where a command's Dask work runs."""
+def add_client_options(p: argparse.ArgumentParser, *, mpi: bool = True) -> None:
+    """The command-line options of ``open_client``: where a command's Dask work runs.
+
+    ``mpi=False`` leaves out ``--cluster mpi`` (for work that cannot run in MPI-launched processes).
+    """
     p.add_argument("--workers", type=int, default=None, help="worker processes of the local cluster (default: cores)")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--scheduler", help="address of a running Dask scheduler (tcp://host:port, tls://...)")
     where.add_argument("--scheduler-file", help="scheduler file of a running Dask cluster (dask-mpi, dask scheduler)")
-    where.add_argument(
-        "--cluster", choices=[*KINDS, "mpi"],
-        help="start worker jobs on Slurm or PBS (dask-jobqueue), or form the cluster from the MPI ranks of an "
-        "mpirun/srun launch (dask-mpi); settings from the Dask config (deploy/README.md)",
-    )  # fmt: skip
+    if mpi:
+        where.add_argument(
+            "--cluster", choices=[*KINDS, "mpi"],
+            help="start worker jobs on Slurm or PBS (dask-jobqueue), or form the cluster from the MPI ranks of an "
+            "mpirun/srun launch (dask-mpi); settings from the Dask config (deploy/README.md)",
+        )  # fmt: skip
+    else:
+        where.add_argument(
+            "--cluster", choices=KINDS,
+            help="start worker jobs on Slurm or PBS (dask-jobqueue); settings from the Dask config (deploy/README.md)",
+        )  # fmt: skip
     p.add_argument("--jobs", type=int, default=None, help="worker jobs of --cluster slurm|pbs (default: 1)")
     p.add_argument("--max-jobs", type=int, default=None, help="scale adaptively from --jobs up to this many jobs")
 

@@ -89,6 +89,22 @@ def test_too_few_ranks_is_a_clear_error(tmp_path):
     assert not (tmp_path / "out").exists()  # stopped before any cluster or store
 
 
+def test_an_error_on_the_sweep_rank_ends_the_whole_launch(tmp_path, numba_cache):
+    """The sweep rank fails once the cluster is up (its store folder cannot be made): the launch must
+    end with an error at once, not leave workers waiting for a scheduler that has gone."""
+    spec = write_spec(tmp_path / "tiny.yaml", TINY)
+    config = write_spec(tmp_path / "mpi.yaml", mpi_settings(numba_cache))
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "tiny").write_text("a file where the sweep's folder should be")
+    proc = subprocess.run(
+        [*mpirun(3), EPMSWEEP, "run", str(spec), "--cluster", "mpi", "--config", str(config),
+         "--out", str(tmp_path / "out"), "--no-progress"],
+        capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120, cwd=REPO,
+    )  # fmt: skip
+    assert proc.returncode != 0
+    assert "Not a directory" in proc.stderr and "MPI_ABORT" in proc.stderr, proc.stderr[-3000:]
+
+
 def test_pbs_batch_script_in_a_pbs_like_environment(tmp_path, client, numba_cache):
     """deploy/pbs/sweep.pbs run as PBS would run it (PBS_NODEFILE with 3 slots, PBS_JOBID, PBS_O_WORKDIR).
 

@@ -39,4 +39,6 @@ def test_bad_input_exits_2_with_the_field_named(tmp_path):
     for command in ("measure", "ingest"):  # the sweep command's cluster options, checked the same way
         out = run(command, "missing.nc", "state.nc", "--jobs", "2", cwd=tmp_path)
         assert out.returncode == 2 and "--jobs" in out.stderr and "--cluster slurm or pbs" in out.stderr
+        out = run(command, "missing.nc", "state.nc", "--cluster", "mpi", cwd=tmp_path)  # LAMMPS needs MPICH
+        assert out.returncode == 2 and "invalid choice: 'mpi'" in out.stderr
     assert "Traceback" not in out.stderr

@@ -164,5 +164,8 @@ def test_cli_end_to_end(tmp_path, workers):
     r = epmsweep("run", str(bad), "--out", str(out))
     assert r.returncode == 2
     assert f"{bad}: replicas: must be an integer" in r.stderr and "Traceback" not in r.stderr
+    (tmp_path / "a-file").write_text("")
+    r = epmsweep("run", str(path), "--out", str(tmp_path / "a-file" / "out"))  # before any cluster starts
+    assert r.returncode == 2 and "--out: cannot make the output folder" in r.stderr and "Traceback" not in r.stderr
     r = epmsweep("--help")
     assert all(c in r.stdout for c in ("run", "status", "assemble", "demo", "plot"))
