@@ -94,17 +94,13 @@ def add_client_options(p: argparse.ArgumentParser, *, mpi: bool = True) -> None:
     where = p.add_mutually_exclusive_group()
     where.add_argument("--scheduler", help="address of a running Dask scheduler (tcp://host:port, tls://...)")
     where.add_argument("--scheduler-file", help="scheduler file of a running Dask cluster (dask-mpi, dask scheduler)")
+    how = "start worker jobs on Slurm or PBS (dask-jobqueue)"
     if mpi:
-        where.add_argument(
-            "--cluster", choices=[*KINDS, "mpi"],
-            help="start worker jobs on Slurm or PBS (dask-jobqueue), or form the cluster from the MPI ranks of an "
-            "mpirun/srun launch (dask-mpi); settings from the Dask config (deploy/README.md)",
-        )  # fmt: skip
-    else:
-        where.add_argument(
-            "--cluster", choices=KINDS,
-            help="start worker jobs on Slurm or PBS (dask-jobqueue); settings from the Dask config (deploy/README.md)",
-        )  # fmt: skip
+        how += ", or form the cluster from the MPI ranks of an mpirun/srun launch (dask-mpi)"
+    where.add_argument(
+        "--cluster", choices=[*KINDS, "mpi"] if mpi else list(KINDS),
+        help=f"{how}; settings from the Dask config (deploy/README.md)",
+    )  # fmt: skip
     p.add_argument("--jobs", type=int, default=None, help="worker jobs of --cluster slurm|pbs (default: 1)")
     p.add_argument("--max-jobs", type=int, default=None, help="scale adaptively from --jobs up to this many jobs")
 
