@@ -124,12 +124,11 @@ def _jobqueue_checks(kind: str, submit: bool, timeout: float) -> list[Check]:
 
 def _submit_one(cluster, timeout: float) -> Check:
     from distributed import Client
-    from epmsweep.sweep.execute import batch_job_id
+    from epmsweep.sweep.execute import computed_where
 
     def where() -> str:
-        import socket
-
-        return f"{socket.gethostname()} (job {batch_job_id()})"
+        w = computed_where()
+        return f"{w['worker_host']} (job {w['batch_job_id']})"
 
     start = time.perf_counter()
     cluster.scale(jobs=1)

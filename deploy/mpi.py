@@ -15,10 +15,10 @@ Used by the batch scripts in ``deploy/slurm`` and ``deploy/pbs``.
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import os
 import sys
-import traceback
 from collections.abc import Iterator
 
 from distributed import Client
@@ -65,24 +65,26 @@ def mpi_client() -> Iterator[Client]:
     Settings: ``epmsweep.deploy.mpi.*`` (interface, local directory, dashboard address),
     ``epmsweep.deploy.numba-cache-dir`` and ``epmsweep.deploy.tls``.
 
-    An error on rank 1 ends the whole launch (``MPI_Abort``, after the message): workers that had
-    not yet reached the scheduler would otherwise wait for it until the job's walltime. Finished
-    runs are already stored; Ctrl-C and SIGTERM reach every rank from the launcher and end it as usual.
+    An error on rank 1 ends the whole launch: after the command has reported it, ``MPI_Abort``
+    runs at exit instead of ``MPI_Finalize``, in which this rank would wait for workers that wait
+    for the gone scheduler until the job's walltime. Finished runs are already stored; Ctrl-C and
+    SIGTERM reach every rank from the launcher and end it as usual.
     """
     dask_mpi, security, options = _rank_options(3, "scheduler, sweep, a worker")
     dask_mpi.initialize(**options)  # ranks other than 1 serve the cluster inside this call and exit at its end
     try:
         with Client(security=security) as client:  # the scheduler address was set in the Dask config
             yield client
-    except Exception as err:
-        from mpi4py import MPI  # imported by _rank_options already
+    except Exception:
+        atexit.register(_abort_launch)  # atexit runs last-registered first: before dask-mpi's own handler
+        raise
 
-        if isinstance(err, ParameterError):
-            print(f"epmsweep: error: {err}", file=sys.stderr)
-        else:
-            traceback.print_exc()
-        sys.stderr.flush()
-        MPI.COMM_WORLD.Abort(1)
+
+def _abort_launch() -> None:
+    from mpi4py import MPI  # imported by _rank_options already
+
+    sys.stderr.flush()
+    MPI.COMM_WORLD.Abort(1)
 
 
 def serve(scheduler_file: str) -> None:
