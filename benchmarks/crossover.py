@@ -11,14 +11,14 @@ import time
 
 import numpy as np
 from epmsweep.engine import fft_crossover, real_space_propagator
-from epmsweep.engine.stepping import _redistribute_fft, _redistribute_sparse, fft_workspace
+from epmsweep.engine.redistribution import fft_workspace, redistribute_fft, redistribute_sparse
 from numba import njit
 
 
 @njit
 def sparse_steps(reps, s, plist, dbuf, k, g_ext, L):
     for _ in range(reps):
-        _redistribute_sparse(s, plist, dbuf, k, g_ext, L)
+        redistribute_sparse(s, plist, dbuf, k, g_ext, L)
 
 
 @njit
@@ -28,7 +28,7 @@ def fft_steps(reps, s, plist, dbuf, k, g_hat, d2, spectrum, ds, axes):
         dense[:] = 0.0
         for m in range(k):
             dense[plist[m]] = dbuf[m]
-        _redistribute_fft(s, d2, g_hat, spectrum, ds, axes)
+        redistribute_fft(s, d2, g_hat, spectrum, ds, axes)
 
 
 def per_step(fn, reps, *args) -> float:

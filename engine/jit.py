@@ -11,3 +11,4 @@ from numba import njit
 
 jit = njit(cache=True, no_cfunc_wrapper=True)
 inline = njit(cache=True, no_cfunc_wrapper=True, inline="always")
+internal = njit(cache=True, no_cfunc_wrapper=True, no_cpython_wrapper=True)

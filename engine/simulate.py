@@ -7,15 +7,23 @@ from datetime import datetime, timezone
 import numpy as np
 import xarray as xr
 
-from . import stepping
+from . import deferred, stepping
 from .errors import NumericalInstabilityError, ParameterError
 from .initial_state import InitialState
 from .parameters import ModelParameters
 from .propagator import real_space_propagator
 from .protocols import ImposedRate, ImposedStress, Protocol
+from .redistribution import tiled_kernel
 from .version import RESULT_FORMAT_VERSION, __version__
 
 REDISTRIBUTION = ("auto", "sparse", "fft")
+
+
+
+def deferred_capacity(n_sites: int, defer_max: int) -> tuple[int, int]:
+    """Most pending and tracked sites of a deferred stretch (``engine.deferred``); past them the
+    stretch ends early. Its kernel matrix takes their product x 8 bytes (<= 11 MB)."""
+    return min(n_sites, 2 * defer_max + 64), min(n_sites, 4096)
 
 STRESS = "LJ stress (epsilon_LS / sigma_LS^2)"
 TIME = "LJ time (sqrt(m sigma_LS^2 / epsilon_LS))"
@@ -61,7 +69,10 @@ def simulate(
     seed : int, SeedSequence or Generator
         Source of the run's random stream (a Generator is used as given; nothing global).
     redistribution : {"auto", "sparse", "fft"}
-        How the plastic strain increments are propagated; "auto" picks per step.
+        How the plastic strain increments are propagated: "sparse" adds the real-space kernel of
+        every plastic site at every step, "fft" uses an FFT pair at every step, "auto" defers the
+        real-space redistribution below ``fft_crossover(L)`` plastic sites (``engine.deferred``)
+        and uses FFTs above.
     fast_forward : bool
         Jump over purely elastic stretches under imposed rate (identical results).
 
@@ -97,18 +108,21 @@ def simulate(
     load = 0.0 if creep else mu * protocol.shear_rate * dt
 
     g = real_space_propagator(L, params.kernel, params.normalise_self)
-    g_ext = np.tile(g, (2, 2)).ravel()
     g_hat = np.fft.rfft2(g)
     fft_min = {"auto": fft_crossover(L), "sparse": n + 1, "fft": 1}[redistribution]
+    defer_max = fft_min if redistribution == "auto" else 0
+    ws = deferred.workspace(n, *deferred_capacity(n, defer_max))
 
     n_rec, n_snap = rec_steps.size, snap_steps.size
     rec_stress, rec_gpl, rec_np = np.empty(n_rec), np.empty(n_rec), np.empty(n_rec)
     snap_stress, snap_thr = np.empty((n_snap, n)), np.empty((n_snap, n))
     snap_plastic = np.empty((n_snap, n), np.uint8)
 
+    g_neg_max = -min(g.ravel()[1:].min(), 0.0)  # largest -G between distinct sites
     status, arrest_step, peak, peak_step, counters = stepping.run(
         s, thr, plastic, sigma0, load, creep, dt / params.tau, dt / params.tau_pl, dt / params.tau_res, mu,
-        g_ext, g_hat, fft_min, fast_forward, *params.thresholds.compiled(), rng,
+        tiled_kernel(g), tiled_kernel(np.maximum(g, 0.0)), g_neg_max, deferred.tiled_offsets(L), g_hat,
+        fft_min, defer_max, ws, fast_forward, *params.thresholds.compiled(), rng,
         n_steps, rec_steps, snap_steps,
         rec_stress, rec_gpl, rec_np, snap_stress, snap_thr, snap_plastic,
     )  # fmt: skip
@@ -163,6 +177,8 @@ def simulate(
             "redistribution": redistribution,
             "fast_forward": int(fast_forward),
             "steps_sparse": int(counters[stepping.STEPS_SPARSE]),
+            "steps_deferred": int(counters[stepping.STEPS_DEFERRED]),
+            "deferred_flushes": int(counters[stepping.FLUSHES]),
             "steps_fft": int(counters[stepping.STEPS_FFT]),
             "steps_fast_forward": int(counters[stepping.STEPS_FAST_FORWARD]),
             "steps_elastic": int(counters[stepping.STEPS_ELASTIC]),

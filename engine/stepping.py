@@ -9,77 +9,20 @@ elastic stretches possible: the same floating-point operations as plain stepping
 import math
 
 import numpy as np
-from numba import uint64
-from rocket_fft import c2r, r2c
+from numba import int64, uint64
 
+from .deferred import admit, flush, pending_slack, step_increments, tolerance, track_uncertain
 from .jit import inline, jit
+from .redistribution import redistribute_fft, redistribute_sparse
 from .thresholds import quantile
 
 # Indices into the integer counters returned by ``run``.
-STEPS_SPARSE, STEPS_FFT, STEPS_FAST_FORWARD, STEPS_ELASTIC = range(4)
+STEPS_SPARSE, STEPS_DEFERRED, STEPS_FFT, STEPS_FAST_FORWARD, STEPS_ELASTIC, FLUSHES = range(6)
 STATUS_OK, STATUS_NONFINITE = 0, 1
 
-
-@jit
-def _redistribute_sparse(s, plist, dbuf, n_plastic, g_ext, L):
-    """s += G * d, adding the kernel of each plastic site: cost N per plastic site.
-
-    ``g_ext`` is the flat (2L * 2L) tiled kernel; row iy of the field of site (jy, jx) starts at
-    ``(iy + L - jy) * 2L + L - jx``. Unsigned indices spare Numba's negative-index wraparound so
-    that LLVM vectorises the inner loop; four sites per pass share the loads and stores of s.
-    """
-    lu = uint64(L)
-    width = uint64(2 * L)
-    n4 = n_plastic - n_plastic % 4
-    for k in range(0, n4, 4):
-        j0, j1, j2, j3 = uint64(plist[k]), uint64(plist[k + 1]), uint64(plist[k + 2]), uint64(plist[k + 3])
-        d0, d1, d2, d3 = dbuf[k], dbuf[k + 1], dbuf[k + 2], dbuf[k + 3]
-        for iy in range(lu):
-            base = iy * lu
-            a0 = (iy + lu - j0 // lu) * width + lu - j0 % lu
-            a1 = (iy + lu - j1 // lu) * width + lu - j1 % lu
-            a2 = (iy + lu - j2 // lu) * width + lu - j2 % lu
-            a3 = (iy + lu - j3 // lu) * width + lu - j3 % lu
-            for ix in range(lu):
-                pair01 = d0 * g_ext[a0 + ix] + d1 * g_ext[a1 + ix]
-                s[base + ix] += pair01 + (d2 * g_ext[a2 + ix] + d3 * g_ext[a3 + ix])
-    for k in range(n4, n_plastic):
-        j = uint64(plist[k])
-        dj = dbuf[k]
-        for iy in range(lu):
-            base = iy * lu
-            a = (iy + lu - j // lu) * width + lu - j % lu
-            for ix in range(lu):
-                s[base + ix] += dj * g_ext[a + ix]
-
-
-def fft_workspace(L: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Work arrays of ``_redistribute_fft`` for an L x L lattice: spectrum, real field, axes."""
-    return np.empty((L, L // 2 + 1), np.complex128), np.empty((L, L)), np.arange(2)
-
-
-@jit
-def _redistribute_fft(s, d, g_hat, spectrum, ds, axes):
-    """s += G * d with a real FFT pair, d the dense (L, L) increments; returns sum(d).
-
-    Cost O(N log N) whatever the number of plastic sites; the sum is the q = 0 coefficient.
-    ``spectrum`` (L, L // 2 + 1) complex and ``ds`` (L, L) real are work arrays; ``axes`` is [0, 1].
-    The complex product is written out (the same operations as Numba's, which would compile a
-    subroutine of its own).
-    """
-    r2c(d, spectrum, axes, True, 1.0, 1)
-    total = spectrum[0, 0].real
-    for qy in range(spectrum.shape[0]):
-        for qx in range(spectrum.shape[1]):
-            a, b = spectrum[qy, qx].real, spectrum[qy, qx].imag
-            c, e = g_hat[qy, qx].real, g_hat[qy, qx].imag
-            spectrum[qy, qx] = complex(a * c - b * e, a * e + b * c)
-    c2r(spectrum, ds, axes, False, 1.0 / s.size, 1)
-    L = ds.shape[1]
-    for iy in range(ds.shape[0]):
-        for ix in range(L):
-            s[iy * L + ix] += ds[iy, ix]
-    return total
+FLUSH_WORK = 4.0
+"""A deferred stretch ends when its tracked-site updates (tracked x plastic per step, summed) exceed
+this many times the cost of an eager real-space step (plastic x N): the flush costs about two."""
 
 
 @inline
@@ -214,7 +157,8 @@ def _switch(
 @jit
 def run(
     s, thr, plastic, sigma_ext, load, creep, dt_tau, dt_pl, dt_res, mu,
-    g_ext, g_hat, fft_min, fast_forward, dist_kind, dist_params, dist_table, rng,
+    g_ext, g_pos_ext, g_neg_max, offset, g_hat, fft_min, defer_max, ws, fast_forward,
+    dist_kind, dist_params, dist_table, rng,
     n_steps, rec_steps, snap_steps,
     rec_stress, rec_gpl, rec_nplastic, snap_stress, snap_thr, snap_plastic,
 ):  # fmt: skip
@@ -236,12 +180,21 @@ def run(
         Imposed stress: Sigma stays fixed; an absorbing state ends the run.
     dt_tau, dt_pl, dt_res, mu : float
         dt / tau, dt / tau_pl, dt / tau_res, the shear modulus.
-    g_ext : (4 N,) float64
-        Real-space propagator tiled 2 x 2 and flattened (rows of separation + L read contiguously).
+    g_ext, g_pos_ext : (4 N,) float64
+        Real-space propagator and its positive part, tiled 2 x 2 and flattened
+        (``redistribution.tiled_kernel``).
+    g_neg_max : float
+        Largest -G_ij between distinct sites.
+    offset : (N,) int64
+        ``deferred.tiled_offsets``: where each site's kernel values lie in ``g_ext``.
     g_hat : (L, L // 2 + 1) complex128
         ``rfft2`` of the real-space propagator.
     fft_min : int
         Redistribute with FFTs when at least this many sites are plastic.
+    defer_max : int
+        Defer the real-space redistribution (``deferred``) when fewer sites are plastic.
+    ws : tuple
+        ``deferred.workspace``, for at least ``defer_max`` pending and tracked sites.
     fast_forward : bool
         Jump over purely elastic steps under imposed rate (bit-identical to stepping).
     dist_kind, dist_params, dist_table :
@@ -258,24 +211,26 @@ def run(
 
     Returns
     -------
-    status, arrest_step, peak_stress, peak_step, counters (int64[4])
+    status, arrest_step, peak_stress, peak_step, counters (int64[6])
         ``arrest_step`` is -1 unless the creep run got stuck.
     """
     n = s.size
     L = g_hat.shape[0]
+    END, KEEP = int64(0), int64(1)  # (not literals: one compilation of ``flush``)
     inv_n = 1.0 / n
     gpl_norm = 1.0 / (n * mu)
     # work arrays: np.empty of few signatures and explicit loops (each distinct NumPy constructor,
     # reshape or complex operator compiles an implementation of its own on a cold start)
     plist = np.empty(n, np.int64)
     dbuf = np.empty(n)
+    pcol = np.empty(n, np.int64)
     d2 = np.empty((L, L))  # dense increments for the FFT path
     spectrum = np.empty((L, L // 2 + 1), np.complex128)
     ds = np.empty((L, L))
     axes = np.empty(2, np.int64)
     axes[0], axes[1] = 0, 1
-    counters = np.empty(4, np.int64)
-    for k in range(4):
+    counters = np.empty(6, np.int64)
+    for k in range(6):
         counters[k] = 0
     clock = np.empty(n, np.int64)  # trials left before the next switch, see _switch
     newly = np.empty(n, np.int64)
@@ -288,6 +243,8 @@ def run(
     status = STATUS_OK
     ri, si = 0, 0
     n_rec, n_snap = rec_steps.size, snap_steps.size
+    # deferred stretch: in progress, tracked and pending counts, tolerance, work since its start
+    deferring, n_t, n_p, tol, d_max, margin, work, flush_work = False, int64(0), int64(0), 0.0, 0.0, 0.0, 0, 0
     step = 0
     while True:
         # bookkeeping for the state reached at `step`
@@ -300,6 +257,18 @@ def run(
             ri += 1
             if not (math.isfinite(sigma_ext) and math.isfinite(gpl) and math.isfinite(_sum(s))):
                 status = STATUS_NONFINITE
+        snapshot = si < n_snap and snap_steps[si] == step
+        if deferring and (snapshot or step >= n_steps or status != STATUS_OK or not 0 < n_plastic < defer_max):
+            deferring = False
+            counters[FLUSHES] += 1
+            n_t, n_p, tol = flush(s, thr, sigma_ext, ws, n_t, n_p, plastic, plist, n_plastic, newly, dbuf, END,
+                                  g_ext, g_pos_ext, offset, L)  # fmt: skip
+        elif deferring and work > flush_work:
+            work, flush_work = 0, FLUSH_WORK * n_plastic * n
+            counters[FLUSHES] += 1
+            n_t, n_p, tol = flush(s, thr, sigma_ext, ws, n_t, n_p, plastic, plist, n_plastic, newly, dbuf, KEEP,
+                                  g_ext, g_pos_ext, offset, L)  # fmt: skip
+            deferring = n_t >= 0
         while si < n_snap and snap_steps[si] == step:
             _store_fields(sigma_ext, s, thr, plastic, snap_stress[si], snap_thr[si], snap_plastic[si])
             si += 1
@@ -335,20 +304,30 @@ def run(
         # one explicit Euler step: plastic increments, redistribution, drive
         step += 1
         if n_plastic > 0:
+            if not deferring and n_plastic < defer_max:  # a deferred stretch begins, if its sites fit
+                n_t, n_p = admit(s, ws, int64(0), int64(0), plist, n_plastic, newly, dbuf, 1.0,
+                                 g_ext, g_pos_ext, offset, L)  # fmt: skip
+                if n_t >= 0:
+                    deferring, tol, work, flush_work = True, tolerance(s, thr, sigma_ext), 0, FLUSH_WORK * n_plastic * n
             if n_plastic >= fft_min:
                 for iy in range(L):
                     for ix in range(L):
                         i = iy * L + ix
                         d2[iy, ix] = (sigma_ext + s[i]) * dt_tau if plastic[i] else 0.0
-                sum_d = _redistribute_fft(s, d2, g_hat, spectrum, ds, axes)
+                sum_d = redistribute_fft(s, d2, g_hat, spectrum, ds, axes)
                 counters[STEPS_FFT] += 1
+            elif deferring:
+                sum_d = step_increments(s, ws, n_t, plist, n_plastic, dbuf, pcol, sigma_ext, dt_tau)
+                d_max, margin = pending_slack(ws, n_p, g_neg_max, tol)
+                work += n_t * n_plastic
+                counters[STEPS_DEFERRED] += 1
             else:
                 sum_d = 0.0
                 for k in range(n_plastic):
                     d = (sigma_ext + s[uint64(plist[k])]) * dt_tau
                     dbuf[k] = d
                     sum_d += d
-                _redistribute_sparse(s, plist, dbuf, n_plastic, g_ext, L)
+                redistribute_sparse(s, plist, dbuf, n_plastic, g_ext, L)
                 counters[STEPS_SPARSE] += 1
             gpl += sum_d
             if not creep:
@@ -358,11 +337,27 @@ def run(
             if not creep:
                 sigma_ext = sigma_ext + load
 
-        # switching with the updated stresses
+        # switching with the updated stresses (exact at every site that may be above threshold)
+        was_deferring = deferring
+        if deferring:
+            n_t, fits = track_uncertain(s, thr, ws, n_t, n_p, sigma_ext, d_max, margin, g_ext, offset, L)
+            if not fits:  # too many to track: end the deferral, every stress exact
+                deferring = False
+                n_t, n_p, tol = flush(s, thr, sigma_ext, ws, n_t, n_p, plastic, plist, n_plastic, newly, dbuf, END,
+                                      g_ext, g_pos_ext, offset, L)  # fmt: skip
         n_plastic = _switch(
             s, thr, plastic, clock, plist, n_plastic, newly, sigma_ext, dt_pl, dt_res,
             dist_kind, dist_params, dist_table, rng,
         )  # fmt: skip
+        if deferring:
+            n_t_new, n_p_new = admit(s, ws, n_t, n_p, plist, n_plastic, newly, dbuf, 1.0, g_ext, g_pos_ext, offset, L)
+            if n_t_new < 0:
+                deferring = False
+                n_t, n_p, tol = flush(s, thr, sigma_ext, ws, n_t, n_p, plastic, plist, n_plastic, newly, dbuf, END,
+                                      g_ext, g_pos_ext, offset, L)  # fmt: skip
+            else:
+                n_t, n_p = n_t_new, n_p_new
+        counters[FLUSHES] += was_deferring and not deferring
 
     # an absorbing state is frozen: the remaining records and snapshots are known exactly
     while ri < n_rec:

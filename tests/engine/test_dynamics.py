@@ -1,9 +1,11 @@
 """Exact properties of the time loop: invariants, equivalences, reproducibility."""
 
+import importlib
+
 import numpy as np
 import pytest
 from epmsweep.engine import ImposedRate, ImposedStress, InitialState, ModelParameters, simulate
-from epmsweep.engine.stepping import _redistribute_fft, _redistribute_sparse, fft_workspace
+from epmsweep.engine.redistribution import fft_workspace, redistribute_fft, redistribute_sparse
 
 P16 = ModelParameters(L=16)
 
@@ -80,10 +82,10 @@ def test_sparse_and_fft_redistribution_agree(L):
         d = rng.normal(size=k)
         a = rng.normal(size=L * L)
         b = a.copy()
-        _redistribute_sparse(a, plist, d, k, np.tile(g, (2, 2)).ravel(), L)
+        redistribute_sparse(a, plist, d, k, np.tile(g, (2, 2)).ravel(), L)
         dense = np.zeros(L * L)
         dense[plist] = d
-        total = _redistribute_fft(b, dense.reshape(L, L), np.fft.rfft2(g), *fft_workspace(L))
+        total = redistribute_fft(b, dense.reshape(L, L), np.fft.rfft2(g), *fft_workspace(L))
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
         assert total == pytest.approx(d.sum(), abs=1e-12)
 
@@ -96,6 +98,53 @@ def test_sparse_and_fft_runs_agree():
     assert a.attrs["steps_fft"] == 0 and b.attrs["steps_sparse"] == 0 and b.attrs["steps_fft"] > 1000
     for k in ("stress", "plastic_strain", "plastic_fraction"):
         np.testing.assert_allclose(a[k].values, b[k].values, rtol=0, atol=1e-10)
+
+
+def assert_same_trajectory(a, b, atol=1e-10):
+    """Two runs took the same switching decisions: equal plastic states and thresholds, and
+    stresses equal up to round-off."""
+    for k in ("plastic_fraction", "threshold", "plastic", "stuck"):
+        np.testing.assert_array_equal(a[k].values, b[k].values, err_msg=k)
+    for k in ("stress", "plastic_strain", "local_stress"):
+        np.testing.assert_allclose(a[k].values, b[k].values, rtol=0, atol=atol, err_msg=k)
+
+
+@pytest.mark.parametrize(
+    "L, protocol",
+    [
+        (32, ImposedRate(1e-3, strain_end=1.0, n_records=100, snapshot_strains=(0.5, 1.0))),
+        (32, ImposedStress(0.55, t_end=300.0, n_records=100, snapshot_times=(100.0, 300.0))),
+        (64, ImposedRate(1e-4, strain_end=0.15, n_records=100, snapshot_strains=(0.1, 0.15))),
+    ],
+)
+def test_deferred_redistribution_takes_the_eager_decisions(L, protocol):
+    """Deferring the far stresses (auto, below the FFT crossover) against adding every kernel at
+    every step (sparse): the same trajectory over 10^4-10^5 steps and thousands of flushes.
+    A missed crossing of any elastic site would change a clock, then the plastic states."""
+    params, state = ModelParameters(L=L), InitialState.rejuvenated(L, seed=3)
+    auto = simulate(params, state, protocol, seed=8)
+    eager = simulate(params, state, protocol, seed=8, redistribution="sparse")
+    steps = auto.attrs["steps_deferred"] + auto.attrs["steps_fft"] + auto.attrs["steps_sparse"]
+    assert auto.attrs["steps_deferred"] > 0.5 * steps and auto.attrs["deferred_flushes"] > 100
+    assert eager.attrs["steps_deferred"] == 0
+    assert_same_trajectory(auto, eager)
+
+
+@pytest.mark.parametrize("capacity", [(100, 80), (88, 200)])
+def test_deferred_stretches_that_outgrow_their_capacity_end_exactly(monkeypatch, capacity):
+    """With room for few pending or tracked sites (~87 plastic here), stretches do not begin, or
+    end early (before the switching pass, when new plastic sites do not fit, or when the
+    plastic ones do not fit at a flush): still the eager trajectory."""
+    params, state = ModelParameters(L=32), InitialState.rejuvenated(32, seed=5)
+    protocol = ImposedRate(2e-3, strain_end=0.6, n_records=60, snapshot_strains=(0.6,))
+    roomy = simulate(params, state, protocol, seed=2)
+    monkeypatch.setattr(importlib.import_module("epmsweep.engine.simulate"), "deferred_capacity", lambda n, m: capacity)
+    cramped = simulate(params, state, protocol, seed=2)
+    eager = simulate(params, state, protocol, seed=2, redistribution="sparse")
+    assert cramped.attrs["steps_deferred"] > 1000 and cramped.attrs["steps_sparse"] > 1000
+    assert cramped.attrs["deferred_flushes"] > roomy.attrs["deferred_flushes"]
+    assert_same_trajectory(cramped, eager)
+    assert_same_trajectory(roomy, eager)
 
 
 @pytest.mark.parametrize("shear_rate", [1e-4, 1e-3])

@@ -1,0 +1,237 @@
+"""Deferred real-space redistribution, for steps with few plastic sites.
+
+Adding the kernel of each of k plastic sites to the whole field costs k N per step. Yet a step
+needs exact stresses at two kinds of sites only: the plastic ones (their increments) and the
+elastic ones that may be above threshold (their switching clocks). This scheme keeps those
+*tracked* sites exact through a small dense matrix of kernel values (pending x tracked), sums
+the increments D_p of the *pending* sites (those plastic since the last flush), and adds the
+field G * D to all other sites only at a *flush*.
+
+An untracked site i is provably below threshold while
+``Sigma + s_i + R_i max_p |D_p| + tol <= thr_i``, with ``R_i = sum_p |G_ip|`` and ``tol`` far above
+round-off: its deferred part is bounded by ``R_i max_p |D_p|``. A site failing this test is
+tracked (its exact stress computed) before the switching pass. Every switching decision is thus
+the one plain stepping takes, and every stress the same up to round-off.
+
+The state is a tuple of arrays (``workspace``) and two counts, ``n_t`` tracked and ``n_p``
+pending sites; the functions return the updated counts.
+"""
+
+import numpy as np
+from numba import int64, uint64
+
+from .jit import inline, internal
+from .redistribution import redistribute_sparse
+
+BLOCK = 64
+
+
+def workspace(n: int, max_pending: int, max_tracked: int) -> tuple:
+    """Arrays of the deferred state for a lattice of n sites.
+
+    ``t_pos``/``p_pos`` (n,): slot of each site among the tracked / pending ones, or -1;
+    ``untracked`` (n,) uint8; ``bound`` (n,): R_i; ``field`` (n,): flush buffer;
+    ``t_list``/``exact`` (max_tracked,): tracked sites and their exact stress fluctuations;
+    ``p_list``/``pending`` (max_pending,): pending sites and their summed increments D_p;
+    ``kmat``: G between pending p and tracked t at ``p * stride + t``, with a stride one cache
+    line longer than max_tracked (rows a power of two apart would share cache sets).
+    """
+    stride = max_tracked + 8
+    return (
+        np.full(n, -1, np.int64), np.full(n, -1, np.int64), np.ones(n, np.uint8), np.zeros(n), np.empty(n),
+        np.empty(max_tracked, np.int64), np.empty(max_tracked), np.empty(max_pending, np.int64),
+        np.empty(max_pending), np.empty(max_pending * stride),
+    )  # fmt: skip
+
+
+def tiled_offsets(L: int) -> np.ndarray:
+    """``offset[i] = iy * 2L + ix`` of site i = iy * L + ix, so that G_ij is
+    ``g_ext[offset[i] - offset[j] + 2 L^2 + L]`` in the tiled kernel (``redistribution.tiled_kernel``)."""
+    iy, ix = np.divmod(np.arange(L * L, dtype=np.int64), L)
+    return iy * 2 * L + ix
+
+
+@internal
+def track(i, s, ws, n_t, n_p, g_ext, offset, L):
+    """Make site i tracked: its exact stress is s_i plus its share of the pending field."""
+    t_pos, _, untracked, _, _, t_list, exact, p_list, pending, kmat = ws
+    stride = t_list.size + 8
+    at_i = offset[i] + 2 * L * L + L
+    v = s[i]
+    for p in range(n_p):
+        g = g_ext[at_i - offset[p_list[p]]]
+        kmat[p * stride + n_t] = g
+        v += g * pending[p]
+    s[i] = v
+    exact[n_t] = v
+    t_list[n_t] = i
+    t_pos[i] = n_t
+    untracked[i] = 0
+    return n_t + 1
+
+
+@inline
+def add_pending(j, ws, n_t, n_p, g_ext, offset, L):
+    """Make site j pending (D_j = 0): a row of kernel values for the tracked sites.
+    The bound R is updated by the caller, for several sites at once."""
+    _, p_pos, _, _, _, t_list, _, p_list, pending, kmat = ws
+    row = n_p * (t_list.size + 8)
+    at_j = 2 * L * L + L - offset[j]
+    for t in range(n_t):
+        kmat[row + t] = g_ext[offset[t_list[t]] + at_j]
+    p_list[n_p] = j
+    p_pos[j] = n_p
+    pending[n_p] = 0.0
+    return n_p + 1
+
+
+@internal
+def admit(s, ws, n_t, n_p, plist, n_plastic, new, weights, bound_weight, g_ext, g_pos_ext, offset, L):
+    """Make every plastic site tracked and pending (those that are not yet), adding
+    ``bound_weight`` x their positive G to R (0: R holds them already); returns the new counts,
+    or (-1, -1) without any change when they would not fit (the caller ends the deferral)."""
+    t_pos, p_pos = ws[0], ws[1]
+    n_new, n_untracked = int64(0), int64(0)
+    for k in range(n_plastic):
+        j = plist[k]
+        if p_pos[j] < 0:
+            new[n_new] = j
+            n_new += 1
+            n_untracked += t_pos[j] < 0
+    if n_p + n_new > ws[7].size or n_t + n_untracked > ws[5].size:
+        return -1, -1
+    for k in range(n_new):
+        if t_pos[new[k]] < 0:
+            n_t = track(new[k], s, ws, n_t, n_p, g_ext, offset, L)
+    for k in range(n_new):
+        n_p = add_pending(new[k], ws, n_t, n_p, g_ext, offset, L)
+    if bound_weight != 0.0:
+        for k in range(n_new):
+            weights[k] = bound_weight
+        redistribute_sparse(ws[3], new, weights, n_new, g_pos_ext, L)
+    return n_t, n_p
+
+
+@internal
+def flush(s, thr, sigma_ext, ws, n_t, n_p, plastic, plist, n_plastic, new, weights, keep, g_ext, g_pos_ext, offset, L):
+    """Add the pending field to the untracked sites and forget every tracked and pending site.
+    With ``keep`` (1), go on deferring from the plastic sites alone (R loses the pending sites
+    that relaxed); otherwise (0), or if they do not fit, the deferral ends (R = 0). Returns the
+    new counts (-1 when the deferral ended) and tolerance.
+    """
+    t_pos, p_pos, untracked, bound, field, t_list, exact, p_list, pending, _ = ws
+    n = uint64(s.size)
+    if keep:
+        n_gone = int64(0)
+        for p in range(n_p):
+            if not plastic[p_list[p]]:
+                new[n_gone] = p_list[p]
+                weights[n_gone] = -1.0
+                n_gone += 1
+        redistribute_sparse(bound, new, weights, n_gone, g_pos_ext, L)
+    else:
+        for i in range(n):
+            bound[i] = 0.0
+    if n_p:
+        for i in range(n):
+            field[i] = 0.0
+        redistribute_sparse(field, p_list, pending, n_p, g_ext, L)
+        for i in range(n):
+            s[i] += field[i]
+    for t in range(n_t):
+        s[t_list[t]] = exact[t]
+        t_pos[t_list[t]] = -1
+        untracked[t_list[t]] = 1
+    for p in range(n_p):
+        p_pos[p_list[p]] = -1
+    n_t, n_p = int64(-1), int64(-1)
+    if keep:
+        n_t, n_p = admit(s, ws, int64(0), int64(0), plist, n_plastic, new, weights, 0.0, g_ext, g_pos_ext, offset, L)
+        if n_t < 0:  # the plastic sites do not fit: the deferral ends after all
+            for i in range(n):
+                bound[i] = 0.0
+    return n_t, n_p, tolerance(s, thr, sigma_ext)
+
+
+@inline
+def tolerance(s, thr, sigma_ext):
+    """Margin of the below-threshold test of a deferred stretch: 1e-9 x the scale of the stresses
+    and thresholds compared, far above the round-off of the sums involved."""
+    scale = abs(sigma_ext)
+    for i in range(uint64(s.size)):
+        scale = max(scale, abs(s[i]), thr[i])
+    return 1e-9 * (1.0 + scale)
+
+
+@inline
+def step_increments(s, ws, n_t, plist, n_plastic, dbuf, pcol, sigma_ext, dt_tau):
+    """The plastic increments d_j of a deferred step: summed into D and applied to the tracked
+    sites (four pending rows per pass). Returns sum(d)."""
+    _, p_pos, _, _, _, t_list, exact, _, pending, kmat = ws
+    stride = uint64(t_list.size + 8)
+    sum_d = 0.0
+    for k in range(n_plastic):
+        j = plist[k]
+        d = (sigma_ext + s[j]) * dt_tau
+        dbuf[k] = d
+        p = p_pos[j]
+        pcol[k] = p
+        pending[p] += d
+        sum_d += d
+    n_tu = uint64(n_t)
+    n4 = n_plastic - n_plastic % 4
+    for k in range(0, n4, 4):
+        a0, a1 = uint64(pcol[k]) * stride, uint64(pcol[k + 1]) * stride
+        a2, a3 = uint64(pcol[k + 2]) * stride, uint64(pcol[k + 3]) * stride
+        d0, d1, d2, d3 = dbuf[k], dbuf[k + 1], dbuf[k + 2], dbuf[k + 3]
+        for t in range(n_tu):
+            pair01 = d0 * kmat[a0 + t] + d1 * kmat[a1 + t]
+            exact[t] += pair01 + (d2 * kmat[a2 + t] + d3 * kmat[a3 + t])
+    for k in range(n4, n_plastic):
+        a = uint64(pcol[k]) * stride
+        d = dbuf[k]
+        for t in range(n_tu):
+            exact[t] += d * kmat[a + t]
+    for t in range(n_t):
+        s[t_list[t]] = exact[t]
+    return sum_d
+
+
+@inline
+def pending_slack(ws, n_p, g_neg_max, tol):
+    """What may separate an untracked site's stored stress from its exact one, as
+    (d, margin): at most ``R_i d + margin``, where R_i sums the positive part of G over the
+    pending sites, d = max_p D_p (>= 0) and margin = tol + g_neg_max sum_p max(-D_p, 0)
+    (a pending site is never the untracked site itself: G_ip >= -g_neg_max)."""
+    pending = ws[8]
+    d, negative = 0.0, 0.0
+    for p in range(n_p):
+        d = max(d, pending[p])
+        negative += max(-pending[p], 0.0)
+    return d, tol + g_neg_max * negative
+
+
+@internal
+def track_uncertain(s, thr, ws, n_t, n_p, sigma_ext, d_max, margin, g_ext, offset, L):
+    """Track the untracked sites not provably below threshold (their deferred part is at most
+    R_i d_max + margin, ``pending_slack``); returns the new n_t and whether all of them fit
+    (if not, the caller ends the deferral before any stress is used).
+
+    Counted block by block without branches (vectorised); only a block holding such a site is
+    scanned site by site.
+    """
+    untracked, bound, t_list = ws[2], ws[3], ws[5]
+    n = uint64(s.size)
+    for start in range(uint64(0), n, uint64(BLOCK)):
+        stop = min(start + uint64(BLOCK), n)
+        found = int64(0)
+        for i in range(start, stop):
+            found += untracked[i] & (sigma_ext + s[i] + (bound[i] * d_max + margin) > thr[i])
+        if found == 0:
+            continue
+        if n_t + found > t_list.size:
+            return n_t, False
+        for i in range(start, stop):
+            if untracked[i] and sigma_ext + s[i] + (bound[i] * d_max + margin) > thr[i]:
+                n_t = track(int64(i), s, ws, n_t, n_p, g_ext, offset, L)
+    return n_t, True
