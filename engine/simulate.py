@@ -16,14 +16,25 @@ from .protocols import ImposedRate, ImposedStress, Protocol
 from .redistribution import tiled_kernel
 from .version import RESULT_FORMAT_VERSION, __version__
 
-REDISTRIBUTION = ("auto", "sparse", "fft")
+REDISTRIBUTION = ("auto", "deferred", "sparse", "fft")
 
 
 
 def deferred_capacity(n_sites: int, defer_max: int) -> tuple[int, int]:
     """Most pending and tracked sites of a deferred stretch (``engine.deferred``); past them the
-    stretch ends early. Its kernel matrix takes their product x 8 bytes (<= 11 MB)."""
-    return min(n_sites, 2 * defer_max + 64), min(n_sites, 4096)
+    stretch ends early. Its kernel matrix takes their product x 8 bytes of address space
+    (<= 34 MB), of which the part in use is resident."""
+    return min(n_sites, 2 * defer_max + 64, 1024), min(n_sites, 4096)
+
+
+def deferral_limit(L: int) -> int:
+    """Number of plastic sites below which the deferred redistribution is the fastest.
+
+    Empirical rule from ``benchmarks/crossover.py``: none at L = 16 (adding kernels to 256 sites
+    costs less than the bookkeeping), about 3L from L = 32 on (the deferred cost grows about as
+    the square of the plastic sites, the FFT pair's as N log N).
+    """
+    return 0 if L < 32 else 3 * L
 
 STRESS = "LJ stress (epsilon_LS / sigma_LS^2)"
 TIME = "LJ time (sqrt(m sigma_LS^2 / epsilon_LS))"
@@ -68,11 +79,12 @@ def simulate(
         Drive, run length, recording cadence and snapshot times.
     seed : int, SeedSequence or Generator
         Source of the run's random stream (a Generator is used as given; nothing global).
-    redistribution : {"auto", "sparse", "fft"}
+    redistribution : {"auto", "deferred", "sparse", "fft"}
         How the plastic strain increments are propagated: "sparse" adds the real-space kernel of
-        every plastic site at every step, "fft" uses an FFT pair at every step, "auto" defers the
-        real-space redistribution below ``fft_crossover(L)`` plastic sites (``engine.deferred``)
-        and uses FFTs above.
+        every plastic site at every step, "fft" uses an FFT pair at every step, "deferred" defers
+        the real-space redistribution (``engine.deferred``) whenever its sites fit (else
+        "sparse"); "auto" defers below ``deferral_limit(L)`` plastic sites, adds kernels below
+        ``fft_crossover(L)`` and uses FFTs above. All take the same switching decisions.
     fast_forward : bool
         Jump over purely elastic stretches under imposed rate (identical results).
 
@@ -109,8 +121,8 @@ def simulate(
 
     g = real_space_propagator(L, params.kernel, params.normalise_self)
     g_hat = np.fft.rfft2(g)
-    fft_min = {"auto": fft_crossover(L), "sparse": n + 1, "fft": 1}[redistribution]
-    defer_max = fft_min if redistribution == "auto" else 0
+    fft_min = {"auto": max(fft_crossover(L), deferral_limit(L)), "fft": 1}.get(redistribution, n + 1)
+    defer_max = {"auto": deferral_limit(L), "deferred": n + 1}.get(redistribution, 0)
     ws = deferred.workspace(n, *deferred_capacity(n, defer_max))
 
     n_rec, n_snap = rec_steps.size, snap_steps.size

@@ -20,6 +20,10 @@ from .thresholds import quantile
 STEPS_SPARSE, STEPS_DEFERRED, STEPS_FFT, STEPS_FAST_FORWARD, STEPS_ELASTIC, FLUSHES = range(6)
 STATUS_OK, STATUS_NONFINITE = 0, 1
 
+DEFER_MIN = 8
+"""A deferred stretch begins with at least this many plastic sites (fewer kernels cost less than
+its bookkeeping, ``benchmarks/crossover.py``); it goes on until none or ``defer_max`` are."""
+
 FLUSH_WORK = 4.0
 """A deferred stretch ends when its tracked-site updates (tracked x plastic per step, summed) exceed
 this many times the cost of an eager real-space step (plastic x N): the flush costs about two."""
@@ -304,7 +308,7 @@ def run(
         # one explicit Euler step: plastic increments, redistribution, drive
         step += 1
         if n_plastic > 0:
-            if not deferring and n_plastic < defer_max:  # a deferred stretch begins, if its sites fit
+            if not deferring and DEFER_MIN <= n_plastic < defer_max:  # a deferred stretch begins, if its sites fit
                 n_t, n_p = admit(s, ws, int64(0), int64(0), plist, n_plastic, newly, dbuf, 1.0,
                                  g_ext, g_pos_ext, offset, L)  # fmt: skip
                 if n_t >= 0:

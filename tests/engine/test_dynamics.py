@@ -110,24 +110,25 @@ def assert_same_trajectory(a, b, atol=1e-10):
 
 
 @pytest.mark.parametrize(
-    "L, protocol",
+    "L, protocol, mode",
     [
-        (32, ImposedRate(1e-3, strain_end=1.0, n_records=100, snapshot_strains=(0.5, 1.0))),
-        (32, ImposedStress(0.55, t_end=300.0, n_records=100, snapshot_times=(100.0, 300.0))),
-        (64, ImposedRate(1e-4, strain_end=0.15, n_records=100, snapshot_strains=(0.1, 0.15))),
+        (32, ImposedRate(1e-3, strain_end=1.0, n_records=100, snapshot_strains=(0.5, 1.0)), "auto"),
+        (32, ImposedStress(0.55, t_end=300.0, n_records=100, snapshot_times=(100.0, 300.0)), "deferred"),
+        (64, ImposedRate(1e-4, strain_end=0.15, n_records=100, snapshot_strains=(0.1, 0.15)), "auto"),
+        (16, ImposedRate(1e-2, strain_end=1.0, n_records=100, snapshot_strains=(1.0,)), "deferred"),
     ],
 )
-def test_deferred_redistribution_takes_the_eager_decisions(L, protocol):
-    """Deferring the far stresses (auto, below the FFT crossover) against adding every kernel at
-    every step (sparse): the same trajectory over 10^4-10^5 steps and thousands of flushes.
-    A missed crossing of any elastic site would change a clock, then the plastic states."""
+def test_deferred_redistribution_takes_the_eager_decisions(L, protocol, mode):
+    """Deferring the far stresses against adding every kernel at every step (sparse): the same
+    trajectory over 10^4-10^5 steps and hundreds of flushes. A missed crossing of any elastic
+    site would change a clock, then the plastic states."""
     params, state = ModelParameters(L=L), InitialState.rejuvenated(L, seed=3)
-    auto = simulate(params, state, protocol, seed=8)
+    deferred = simulate(params, state, protocol, seed=8, redistribution=mode)
     eager = simulate(params, state, protocol, seed=8, redistribution="sparse")
-    steps = auto.attrs["steps_deferred"] + auto.attrs["steps_fft"] + auto.attrs["steps_sparse"]
-    assert auto.attrs["steps_deferred"] > 0.5 * steps and auto.attrs["deferred_flushes"] > 100
+    steps = deferred.attrs["steps_deferred"] + deferred.attrs["steps_fft"] + deferred.attrs["steps_sparse"]
+    assert deferred.attrs["steps_deferred"] > 0.5 * steps and deferred.attrs["deferred_flushes"] > 100
     assert eager.attrs["steps_deferred"] == 0
-    assert_same_trajectory(auto, eager)
+    assert_same_trajectory(deferred, eager)
 
 
 @pytest.mark.parametrize("capacity", [(100, 80), (88, 200)])
@@ -137,9 +138,9 @@ def test_deferred_stretches_that_outgrow_their_capacity_end_exactly(monkeypatch,
     plastic ones do not fit at a flush): still the eager trajectory."""
     params, state = ModelParameters(L=32), InitialState.rejuvenated(32, seed=5)
     protocol = ImposedRate(2e-3, strain_end=0.6, n_records=60, snapshot_strains=(0.6,))
-    roomy = simulate(params, state, protocol, seed=2)
+    roomy = simulate(params, state, protocol, seed=2, redistribution="deferred")
     monkeypatch.setattr(importlib.import_module("epmsweep.engine.simulate"), "deferred_capacity", lambda n, m: capacity)
-    cramped = simulate(params, state, protocol, seed=2)
+    cramped = simulate(params, state, protocol, seed=2, redistribution="deferred")
     eager = simulate(params, state, protocol, seed=2, redistribution="sparse")
     assert cramped.attrs["steps_deferred"] > 1000 and cramped.attrs["steps_sparse"] > 1000
     assert cramped.attrs["deferred_flushes"] > roomy.attrs["deferred_flushes"]
