@@ -14,7 +14,9 @@ tracked (its exact stress computed) before the switching pass. Every switching d
 the one plain stepping takes, and every stress the same up to round-off.
 
 The state is a tuple of arrays (``workspace``) and two counts, ``n_t`` tracked and ``n_p``
-pending sites; the functions return the updated counts.
+pending sites; the functions return the updated counts. For a short cold compile, the functions
+compiled on their own (``admit``, ``track_uncertain``) call no other compiled function, and
+``flush`` is merged into its one caller: Numba re-optimises a callee's code in every caller.
 """
 
 import numpy as np
@@ -26,21 +28,20 @@ from .redistribution import redistribute_sparse
 BLOCK = 64
 
 
-def workspace(n: int, max_pending: int, max_tracked: int) -> tuple:
-    """Arrays of the deferred state for a lattice of n sites.
+def workspace(n: int, max_pending: int) -> tuple:
+    """Arrays of the deferred state for a lattice of n sites (any number of them may be tracked).
 
     ``t_pos``/``p_pos`` (n,): slot of each site among the tracked / pending ones, or -1;
     ``untracked`` (n,) uint8; ``bound`` (n,): R_i; ``field`` (n,): flush buffer;
-    ``t_list``/``exact`` (max_tracked,): tracked sites and their exact stress fluctuations;
+    ``t_list``/``exact`` (n,): tracked sites and their exact stress fluctuations;
     ``p_list``/``pending`` (max_pending,): pending sites and their summed increments D_p;
-    ``kmat``: G between pending p and tracked t at ``p * stride + t``, with a stride one cache
-    line longer than max_tracked (rows a power of two apart would share cache sets).
+    ``kmat``: G between pending p and tracked t at ``p * (n + 8) + t`` (rows a power of two
+    apart would share cache sets; only the part in use becomes resident memory).
     """
-    stride = max_tracked + 8
     return (
         np.full(n, -1, np.int64), np.full(n, -1, np.int64), np.ones(n, np.uint8), np.zeros(n), np.empty(n),
-        np.empty(max_tracked, np.int64), np.empty(max_tracked), np.empty(max_pending, np.int64),
-        np.empty(max_pending), np.empty(max_pending * stride),
+        np.empty(n, np.int64), np.empty(n), np.empty(max_pending, np.int64), np.empty(max_pending),
+        np.empty(max_pending * (n + 8)),
     )  # fmt: skip
 
 
@@ -51,7 +52,7 @@ def tiled_offsets(L: int) -> np.ndarray:
     return iy * 2 * L + ix
 
 
-@internal
+@inline
 def track(i, s, ws, n_t, n_p, g_ext, offset, L):
     """Make site i tracked: its exact stress is s_i plus its share of the pending field."""
     t_pos, _, untracked, _, _, t_list, exact, p_list, pending, kmat = ws
@@ -70,49 +71,44 @@ def track(i, s, ws, n_t, n_p, g_ext, offset, L):
     return n_t + 1
 
 
-@inline
-def add_pending(j, ws, n_t, n_p, g_ext, offset, L):
-    """Make site j pending (D_j = 0): a row of kernel values for the tracked sites.
-    The bound R is updated by the caller, for several sites at once."""
-    _, p_pos, _, _, _, t_list, _, p_list, pending, kmat = ws
-    row = n_p * (t_list.size + 8)
-    at_j = 2 * L * L + L - offset[j]
-    for t in range(n_t):
-        kmat[row + t] = g_ext[offset[t_list[t]] + at_j]
-    p_list[n_p] = j
-    p_pos[j] = n_p
-    pending[n_p] = 0.0
-    return n_p + 1
-
-
 @internal
-def admit(s, ws, n_t, n_p, plist, n_plastic, new, weights, bound_weight, g_ext, g_pos_ext, offset, L):
-    """Make every plastic site tracked and pending (those that are not yet), adding
-    ``bound_weight`` x their positive G to R (0: R holds them already); returns the new counts,
-    or (-1, -1) without any change when they would not fit (the caller ends the deferral)."""
-    t_pos, p_pos = ws[0], ws[1]
-    n_new, n_untracked = int64(0), int64(0)
+def admit(s, ws, n_t, n_p, plist, n_plastic, new, g_ext, offset, L):
+    """Make every plastic site tracked and pending (those that are not yet); returns the new
+    counts and the number of new pending sites (listed in ``new``), whose positive G the
+    caller adds to R; or (-1, -1, 0) without any change when they would not fit."""
+    t_pos, p_pos, _, _, _, t_list, _, p_list, pending, kmat = ws
+    n_new = int64(0)
     for k in range(n_plastic):
-        j = plist[k]
-        if p_pos[j] < 0:
-            new[n_new] = j
+        if p_pos[plist[k]] < 0:
+            new[n_new] = plist[k]
             n_new += 1
-            n_untracked += t_pos[j] < 0
-    if n_p + n_new > ws[7].size or n_t + n_untracked > ws[5].size:
-        return -1, -1
+    if n_p + n_new > p_list.size:
+        return int64(-1), int64(-1), int64(0)
     for k in range(n_new):
         if t_pos[new[k]] < 0:
             n_t = track(new[k], s, ws, n_t, n_p, g_ext, offset, L)
-    for k in range(n_new):
-        n_p = add_pending(new[k], ws, n_t, n_p, g_ext, offset, L)
-    if bound_weight != 0.0:
-        for k in range(n_new):
-            weights[k] = bound_weight
-        redistribute_sparse(ws[3], new, weights, n_new, g_pos_ext, L)
-    return n_t, n_p
+    stride = t_list.size + 8
+    for k in range(n_new):  # a row of kernel values for the tracked sites, D = 0
+        j = new[k]
+        at_j = 2 * L * L + L - offset[j]
+        for t in range(n_t):
+            kmat[n_p * stride + t] = g_ext[offset[t_list[t]] + at_j]
+        p_list[n_p] = j
+        p_pos[j] = n_p
+        pending[n_p] = 0.0
+        n_p += 1
+    return n_t, n_p, n_new
 
 
-@internal
+@inline
+def add_bounds(ws, sites, n, weight, weights, g_pos_ext, L):
+    """R_i += weight x sum over the n ``sites`` of max(G_i,site, 0)."""
+    for k in range(n):
+        weights[k] = weight
+    redistribute_sparse(ws[3], sites, weights, n, g_pos_ext, L)
+
+
+@inline
 def flush(s, thr, sigma_ext, ws, n_t, n_p, plastic, plist, n_plastic, new, weights, keep, g_ext, g_pos_ext, offset, L):
     """Add the pending field to the untracked sites and forget every tracked and pending site.
     With ``keep`` (1), go on deferring from the plastic sites alone (R loses the pending sites
@@ -126,12 +122,8 @@ def flush(s, thr, sigma_ext, ws, n_t, n_p, plastic, plist, n_plastic, new, weigh
         for p in range(n_p):
             if not plastic[p_list[p]]:
                 new[n_gone] = p_list[p]
-                weights[n_gone] = -1.0
                 n_gone += 1
-        redistribute_sparse(bound, new, weights, n_gone, g_pos_ext, L)
-    else:
-        for i in range(n):
-            bound[i] = 0.0
+        add_bounds(ws, new, n_gone, -1.0, weights, g_pos_ext, L)
     if n_p:
         for i in range(n):
             field[i] = 0.0
@@ -146,10 +138,10 @@ def flush(s, thr, sigma_ext, ws, n_t, n_p, plastic, plist, n_plastic, new, weigh
         p_pos[p_list[p]] = -1
     n_t, n_p = int64(-1), int64(-1)
     if keep:
-        n_t, n_p = admit(s, ws, int64(0), int64(0), plist, n_plastic, new, weights, 0.0, g_ext, g_pos_ext, offset, L)
-        if n_t < 0:  # the plastic sites do not fit: the deferral ends after all
-            for i in range(n):
-                bound[i] = 0.0
+        n_t, n_p, _ = admit(s, ws, int64(0), int64(0), plist, n_plastic, new, g_ext, offset, L)
+    if n_t < 0:
+        for i in range(n):
+            bound[i] = 0.0
     return n_t, n_p, tolerance(s, thr, sigma_ext)
 
 
@@ -214,13 +206,12 @@ def pending_slack(ws, n_p, g_neg_max, tol):
 @internal
 def track_uncertain(s, thr, ws, n_t, n_p, sigma_ext, d_max, margin, g_ext, offset, L):
     """Track the untracked sites not provably below threshold (their deferred part is at most
-    R_i d_max + margin, ``pending_slack``); returns the new n_t and whether all of them fit
-    (if not, the caller ends the deferral before any stress is used).
+    R_i d_max + margin, ``pending_slack``); returns the new n_t.
 
     Counted block by block without branches (vectorised); only a block holding such a site is
     scanned site by site.
     """
-    untracked, bound, t_list = ws[2], ws[3], ws[5]
+    untracked, bound = ws[2], ws[3]
     n = uint64(s.size)
     for start in range(uint64(0), n, uint64(BLOCK)):
         stop = min(start + uint64(BLOCK), n)
@@ -229,9 +220,7 @@ def track_uncertain(s, thr, ws, n_t, n_p, sigma_ext, d_max, margin, g_ext, offse
             found += untracked[i] & (sigma_ext + s[i] + (bound[i] * d_max + margin) > thr[i])
         if found == 0:
             continue
-        if n_t + found > t_list.size:
-            return n_t, False
         for i in range(start, stop):
             if untracked[i] and sigma_ext + s[i] + (bound[i] * d_max + margin) > thr[i]:
                 n_t = track(int64(i), s, ws, n_t, n_p, g_ext, offset, L)
-    return n_t, True
+    return n_t

@@ -20,11 +20,11 @@ REDISTRIBUTION = ("auto", "deferred", "sparse", "fft")
 
 
 
-def deferred_capacity(n_sites: int, defer_max: int) -> tuple[int, int]:
-    """Most pending and tracked sites of a deferred stretch (``engine.deferred``); past them the
-    stretch ends early. Its kernel matrix takes their product x 8 bytes of address space
-    (<= 34 MB), of which the part in use is resident."""
-    return min(n_sites, 2 * defer_max + 64, 1024), min(n_sites, 4096)
+def deferred_capacity(n_sites: int, defer_max: int) -> int:
+    """Most pending sites of a deferred stretch (``engine.deferred``); past them it ends early.
+    Its kernel matrix takes this x (n_sites + 8) x 8 bytes of address space (<= 8 MB up to
+    L = 64, <= 140 MB at L = 128), of which the part in use is resident."""
+    return min(n_sites, 2 * defer_max + 64, 1024)
 
 
 def deferral_limit(L: int) -> int:
@@ -123,7 +123,7 @@ def simulate(
     g_hat = np.fft.rfft2(g)
     fft_min = {"auto": max(fft_crossover(L), deferral_limit(L)), "fft": 1}.get(redistribution, n + 1)
     defer_max = {"auto": deferral_limit(L), "deferred": n + 1}.get(redistribution, 0)
-    ws = deferred.workspace(n, *deferred_capacity(n, defer_max))
+    ws = deferred.workspace(n, deferred_capacity(n, defer_max))
 
     n_rec, n_snap = rec_steps.size, snap_steps.size
     rec_stress, rec_gpl, rec_np = np.empty(n_rec), np.empty(n_rec), np.empty(n_rec)

@@ -11,7 +11,7 @@ import math
 import numpy as np
 from numba import int64, uint64
 
-from .deferred import admit, flush, pending_slack, step_increments, tolerance, track_uncertain
+from .deferred import add_bounds, admit, flush, pending_slack, step_increments, tolerance, track_uncertain
 from .jit import inline, jit
 from .redistribution import redistribute_fft, redistribute_sparse
 from .thresholds import quantile
@@ -247,8 +247,11 @@ def run(
     status = STATUS_OK
     ri, si = 0, 0
     n_rec, n_snap = rec_steps.size, snap_steps.size
-    # deferred stretch: in progress, tracked and pending counts, tolerance, work since its start
-    deferring, n_t, n_p, tol, d_max, margin, work, flush_work = False, int64(0), int64(0), 0.0, 0.0, 0.0, 0, 0
+    # deferred stretch: in progress, tracked and pending counts, tolerance, slack, work since the
+    # last flush, whether new plastic sites did not fit
+    deferring, n_t, n_p, tol, d_max, margin, work, flush_work, full = (
+        False, int64(0), int64(0), 0.0, 0.0, 0.0, 0, 0, False
+    )  # fmt: skip
     step = 0
     while True:
         # bookkeeping for the state reached at `step`
@@ -262,17 +265,12 @@ def run(
             if not (math.isfinite(sigma_ext) and math.isfinite(gpl) and math.isfinite(_sum(s))):
                 status = STATUS_NONFINITE
         snapshot = si < n_snap and snap_steps[si] == step
-        if deferring and (snapshot or step >= n_steps or status != STATUS_OK or not 0 < n_plastic < defer_max):
-            deferring = False
+        ends = snapshot or full or step >= n_steps or status != STATUS_OK or not 0 < n_plastic < defer_max
+        if deferring and (ends or work > flush_work):  # the one flush: exact stresses everywhere
+            n_t, n_p, tol = flush(s, thr, sigma_ext, ws, n_t, n_p, plastic, plist, n_plastic, newly, dbuf,
+                                  END if ends else KEEP, g_ext, g_pos_ext, offset, L)  # fmt: skip
+            deferring, work, flush_work, full = n_t >= 0, 0, FLUSH_WORK * n_plastic * n, False
             counters[FLUSHES] += 1
-            n_t, n_p, tol = flush(s, thr, sigma_ext, ws, n_t, n_p, plastic, plist, n_plastic, newly, dbuf, END,
-                                  g_ext, g_pos_ext, offset, L)  # fmt: skip
-        elif deferring and work > flush_work:
-            work, flush_work = 0, FLUSH_WORK * n_plastic * n
-            counters[FLUSHES] += 1
-            n_t, n_p, tol = flush(s, thr, sigma_ext, ws, n_t, n_p, plastic, plist, n_plastic, newly, dbuf, KEEP,
-                                  g_ext, g_pos_ext, offset, L)  # fmt: skip
-            deferring = n_t >= 0
         while si < n_snap and snap_steps[si] == step:
             _store_fields(sigma_ext, s, thr, plastic, snap_stress[si], snap_thr[si], snap_plastic[si])
             si += 1
@@ -309,9 +307,9 @@ def run(
         step += 1
         if n_plastic > 0:
             if not deferring and DEFER_MIN <= n_plastic < defer_max:  # a deferred stretch begins, if its sites fit
-                n_t, n_p = admit(s, ws, int64(0), int64(0), plist, n_plastic, newly, dbuf, 1.0,
-                                 g_ext, g_pos_ext, offset, L)  # fmt: skip
+                n_t, n_p, n_new = admit(s, ws, int64(0), int64(0), plist, n_plastic, newly, g_ext, offset, L)
                 if n_t >= 0:
+                    add_bounds(ws, newly, n_new, 1.0, dbuf, g_pos_ext, L)
                     deferring, tol, work, flush_work = True, tolerance(s, thr, sigma_ext), 0, FLUSH_WORK * n_plastic * n
             if n_plastic >= fft_min:
                 for iy in range(L):
@@ -342,26 +340,18 @@ def run(
                 sigma_ext = sigma_ext + load
 
         # switching with the updated stresses (exact at every site that may be above threshold)
-        was_deferring = deferring
         if deferring:
-            n_t, fits = track_uncertain(s, thr, ws, n_t, n_p, sigma_ext, d_max, margin, g_ext, offset, L)
-            if not fits:  # too many to track: end the deferral, every stress exact
-                deferring = False
-                n_t, n_p, tol = flush(s, thr, sigma_ext, ws, n_t, n_p, plastic, plist, n_plastic, newly, dbuf, END,
-                                      g_ext, g_pos_ext, offset, L)  # fmt: skip
+            n_t = track_uncertain(s, thr, ws, n_t, n_p, sigma_ext, d_max, margin, g_ext, offset, L)
         n_plastic = _switch(
             s, thr, plastic, clock, plist, n_plastic, newly, sigma_ext, dt_pl, dt_res,
             dist_kind, dist_params, dist_table, rng,
         )  # fmt: skip
-        if deferring:
-            n_t_new, n_p_new = admit(s, ws, n_t, n_p, plist, n_plastic, newly, dbuf, 1.0, g_ext, g_pos_ext, offset, L)
-            if n_t_new < 0:
-                deferring = False
-                n_t, n_p, tol = flush(s, thr, sigma_ext, ws, n_t, n_p, plastic, plist, n_plastic, newly, dbuf, END,
-                                      g_ext, g_pos_ext, offset, L)  # fmt: skip
-            else:
+        if deferring:  # the new plastic sites become pending (if they do not fit: flush next step)
+            n_t_new, n_p_new, n_new = admit(s, ws, n_t, n_p, plist, n_plastic, newly, g_ext, offset, L)
+            full = n_t_new < 0
+            if not full:
                 n_t, n_p = n_t_new, n_p_new
-        counters[FLUSHES] += was_deferring and not deferring
+                add_bounds(ws, newly, n_new, 1.0, dbuf, g_pos_ext, L)
 
     # an absorbing state is frozen: the remaining records and snapshots are known exactly
     while ri < n_rec:

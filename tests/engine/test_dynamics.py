@@ -131,11 +131,10 @@ def test_deferred_redistribution_takes_the_eager_decisions(L, protocol, mode):
     assert_same_trajectory(deferred, eager)
 
 
-@pytest.mark.parametrize("capacity", [(100, 80), (88, 200)])
+@pytest.mark.parametrize("capacity", [88, 100])
 def test_deferred_stretches_that_outgrow_their_capacity_end_exactly(monkeypatch, capacity):
-    """With room for few pending or tracked sites (~87 plastic here), stretches do not begin, or
-    end early (before the switching pass, when new plastic sites do not fit, or when the
-    plastic ones do not fit at a flush): still the eager trajectory."""
+    """With room for few pending sites (~87 plastic here), stretches do not begin, or end early
+    (when new plastic sites do not fit, or the plastic ones at a flush): still the eager trajectory."""
     params, state = ModelParameters(L=32), InitialState.rejuvenated(32, seed=5)
     protocol = ImposedRate(2e-3, strain_end=0.6, n_records=60, snapshot_strains=(0.6,))
     roomy = simulate(params, state, protocol, seed=2, redistribution="deferred")
