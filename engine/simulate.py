@@ -134,7 +134,7 @@ def simulate(
     status, arrest_step, peak, peak_step, counters = stepping.run(
         s, thr, plastic, sigma0, load, creep, dt / params.tau, dt / params.tau_pl, dt / params.tau_res, mu,
         tiled_kernel(g), tiled_kernel(np.maximum(g, 0.0)), g_neg_max, deferred.tiled_offsets(L), g_hat,
-        fft_min, defer_max, ws, fast_forward, *params.thresholds.compiled(), rng,
+        fft_min, defer_max, ws, stepping.workspace(L), fast_forward, *params.thresholds.compiled(), rng,
         n_steps, rec_steps, snap_steps,
         rec_stress, rec_gpl, rec_np, snap_stress, snap_thr, snap_plastic,
     )  # fmt: skip

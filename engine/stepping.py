@@ -13,7 +13,7 @@ from numba import int64, uint64
 
 from .deferred import add_bounds, admit, flush, pending_slack, step_increments, tolerance, track_uncertain
 from .jit import inline, jit
-from .redistribution import redistribute_fft, redistribute_sparse
+from .redistribution import fft_workspace, redistribute_fft, redistribute_sparse
 from .thresholds import quantile
 
 # Indices into the integer counters returned by ``run``.
@@ -27,6 +27,17 @@ its bookkeeping, ``benchmarks/crossover.py``); it goes on until none or ``defer_
 FLUSH_WORK = 4.0
 """A deferred stretch ends when its tracked-site updates (tracked x plastic per step, summed) exceed
 this many times the cost of an eager real-space step (plastic x N): the flush costs about two."""
+
+
+def workspace(L: int) -> tuple:
+    """Work arrays of ``run``: plastic list, increments, their slots, the FFT path's dense
+    increments and ``redistribution.fft_workspace``, clocks, newly plastic sites, crossing
+    candidates, counters (zeros)."""
+    n = L * L
+    return (
+        np.empty(n, np.int64), np.empty(n), np.empty(n, np.int64), np.empty((L, L)), *fft_workspace(L),
+        np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.int64), np.zeros(6, np.int64),
+    )  # fmt: skip
 
 
 @inline
@@ -69,26 +80,20 @@ def _any_above(s, thr, sigma_ext):
 
 
 @inline
-def _crossing_candidates(s, thr, sigma_ext):
-    """Sites whose gap thr - sigma is within round-off of the smallest: the only ones that can
-    cross first while the whole field is shifted up uniformly."""
+def _crossing_candidates(s, thr, sigma_ext, out):
+    """Write into ``out`` the sites whose gap thr - sigma is within round-off of the smallest:
+    the only ones that can cross first while the whole field is shifted up uniformly; returns
+    their number."""
     gmin = math.inf
-    scale = abs(sigma_ext)
     for i in range(uint64(s.size)):
         gmin = min(gmin, thr[i] - (sigma_ext + s[i]))
-        scale = max(scale, abs(s[i]), thr[i])
-    # far above the round-off of any comparison sigma_ext' + s_i > thr_i (~1e-16 x scale)
-    tol = 1e-9 * (1.0 + scale)
-    n = 0
-    for i in range(uint64(s.size)):
-        n += thr[i] - (sigma_ext + s[i]) <= gmin + tol
-    out = np.empty(n, np.int64)
+    tol = tolerance(s, thr, sigma_ext)
     n = 0
     for i in range(uint64(s.size)):
         if thr[i] - (sigma_ext + s[i]) <= gmin + tol:
             out[n] = i
             n += 1
-    return out
+    return n
 
 
 MAX_CLOCK = 2**62
@@ -161,7 +166,7 @@ def _switch(
 @jit
 def run(
     s, thr, plastic, sigma_ext, load, creep, dt_tau, dt_pl, dt_res, mu,
-    g_ext, g_pos_ext, g_neg_max, offset, g_hat, fft_min, defer_max, ws, fast_forward,
+    g_ext, g_pos_ext, g_neg_max, offset, g_hat, fft_min, defer_max, ws, work, fast_forward,
     dist_kind, dist_params, dist_table, rng,
     n_steps, rec_steps, snap_steps,
     rec_stress, rec_gpl, rec_nplastic, snap_stress, snap_thr, snap_plastic,
@@ -198,7 +203,10 @@ def run(
     defer_max : int
         Defer the real-space redistribution (``deferred``) when fewer sites are plastic.
     ws : tuple
-        ``deferred.workspace``, for at least ``defer_max`` pending and tracked sites.
+        ``deferred.workspace``.
+    work : tuple
+        ``workspace(L)``: the loop's other work arrays (allocated by the caller: each NumPy
+        constructor in compiled code lengthens the cold compile).
     fast_forward : bool
         Jump over purely elastic steps under imposed rate (bit-identical to stepping).
     dist_kind, dist_params, dist_table :
@@ -223,21 +231,7 @@ def run(
     END, KEEP = int64(0), int64(1)  # (not literals: one compilation of ``flush``)
     inv_n = 1.0 / n
     gpl_norm = 1.0 / (n * mu)
-    # work arrays: np.empty of few signatures and explicit loops (each distinct NumPy constructor,
-    # reshape or complex operator compiles an implementation of its own on a cold start)
-    plist = np.empty(n, np.int64)
-    dbuf = np.empty(n)
-    pcol = np.empty(n, np.int64)
-    d2 = np.empty((L, L))  # dense increments for the FFT path
-    spectrum = np.empty((L, L // 2 + 1), np.complex128)
-    ds = np.empty((L, L))
-    axes = np.empty(2, np.int64)
-    axes[0], axes[1] = 0, 1
-    counters = np.empty(6, np.int64)
-    for k in range(6):
-        counters[k] = 0
-    clock = np.empty(n, np.int64)  # trials left before the next switch, see _switch
-    newly = np.empty(n, np.int64)
+    plist, dbuf, pcol, d2, spectrum, ds, axes, clock, newly, cand, counters = work
     n_plastic = _list_plastic(plastic, plist)
     for i in range(n):
         clock[i] = _clock(rng, dt_res if plastic[i] else dt_pl)
@@ -283,7 +277,7 @@ def run(
                     arrest_step = step
                     break
             elif fast_forward:
-                cand = _crossing_candidates(s, thr, sigma_ext)
+                n_cand = _crossing_candidates(s, thr, sigma_ext, cand)
                 # advance while the next elastic step would activate nobody
                 nxt_rec = rec_steps[ri] if ri < n_rec else n_steps
                 nxt_snap = snap_steps[si] if si < n_snap else n_steps
@@ -291,8 +285,8 @@ def run(
                 while step < stop:
                     nxt = sigma_ext + load
                     crossed = False
-                    for i in cand:
-                        if nxt + s[i] > thr[i]:
+                    for k in range(n_cand):
+                        if nxt + s[cand[k]] > thr[cand[k]]:
                             crossed = True
                             break
                     if crossed:
