@@ -96,7 +96,8 @@ def runs() -> None:
                     rates[mode] = max(rates.get(mode, 0.0), n_steps / (time.perf_counter() - t0))
             plastic = float(out.plastic_fraction.mean()) * L * L
             fastest = max(rates, key=rates.get)
-            auto = "deferred" if plastic < deferral_limit(L) else "sparse" if plastic < fft_crossover(L) else "fft"
+            below = "deferred" if deferral_limit(L) else "sparse"
+            auto = "fft" if plastic >= (deferral_limit(L) or fft_crossover(L)) else below
             print(f"{L:>5} {shear_rate:>7g} {plastic:>8.1f}" + "".join(f" {rates[m]:>17,.0f}" for m in MODES)
                   + f"  {fastest:>7}  {auto}")  # fmt: skip
         print(f"L = {L}: engine rules deferral_limit(L) = {deferral_limit(L)}, fft_crossover(L) = {fft_crossover(L)}")

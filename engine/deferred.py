@@ -7,11 +7,13 @@ elastic ones that may be above threshold (their switching clocks). This scheme k
 the increments D_p of the *pending* sites (those plastic since the last flush), and adds the
 field G * D to all other sites only at a *flush*.
 
-An untracked site i is provably below threshold while
-``Sigma + s_i + R_i max_p |D_p| + tol <= thr_i``, with ``R_i = sum_p |G_ip|`` and ``tol`` far above
-round-off: its deferred part is bounded by ``R_i max_p |D_p|``. A site failing this test is
-tracked (its exact stress computed) before the switching pass. Every switching decision is thus
-the one plain stepping takes, and every stress the same up to round-off.
+The deferred stress of an untracked site i, sum_p G_ip D_p, is at most ``R_i d + margin``
+(``pending_slack``): R_i sums the positive part of G_ip over the pending sites, d = max_p D_p,
+and the margin covers negative increments plus ``tol``, 1e-9 of the stress scale, far above the
+round-off of the sums involved (R itself is kept by adding and subtracting kernels). While
+``Sigma + s_i + R_i d + margin <= thr_i`` the site is provably below threshold; one failing this
+test is tracked (its exact stress computed) before the switching pass. Every switching decision
+is thus the one plain stepping takes, and every stress the same up to round-off.
 
 The state is a tuple of arrays (``workspace``) and two counts, ``n_t`` tracked and ``n_p``
 pending sites; the functions return the updated counts. For a short cold compile, the functions

@@ -83,8 +83,9 @@ def simulate(
         How the plastic strain increments are propagated: "sparse" adds the real-space kernel of
         every plastic site at every step, "fft" uses an FFT pair at every step, "deferred" defers
         the real-space redistribution (``engine.deferred``) whenever its sites fit (else
-        "sparse"); "auto" defers below ``deferral_limit(L)`` plastic sites, adds kernels below
-        ``fft_crossover(L)`` and uses FFTs above. All take the same switching decisions.
+        "sparse"); "auto" defers below ``deferral_limit(L)`` plastic sites and uses FFTs above
+        (below L = 32: adds kernels below ``fft_crossover(L)``, FFTs above). All take the same
+        switching decisions.
     fast_forward : bool
         Jump over purely elastic stretches under imposed rate (identical results).
 
@@ -121,7 +122,7 @@ def simulate(
 
     g = real_space_propagator(L, params.kernel, params.normalise_self)
     g_hat = np.fft.rfft2(g)
-    fft_min = {"auto": max(fft_crossover(L), deferral_limit(L)), "fft": 1}.get(redistribution, n + 1)
+    fft_min = {"auto": deferral_limit(L) or fft_crossover(L), "fft": 1}.get(redistribution, n + 1)
     defer_max = {"auto": deferral_limit(L), "deferred": n + 1}.get(redistribution, 0)
     ws = deferred.workspace(n, deferred_capacity(n, defer_max))
 
