@@ -3,7 +3,8 @@
 For each lattice size and drive the state is first brought into flow by the engine; then the
 engine and the NumPy baseline (``numpy.fft`` per step, defined below) continue from the same
 maps, side by side in this process (best of 3 interleaved timings each). Also times the cold
-Numba compile and the cached start in fresh subprocesses. Run: ``python benchmarks/engine.py [--quick]``.
+Numba compile (also with LLVM optimisation off, for scale) and the cached start in fresh
+subprocesses. Run: ``python benchmarks/engine.py [--quick]``.
 """
 
 from __future__ import annotations
@@ -81,14 +82,20 @@ FIRST_RUN = (
 )
 
 
-def compile_times() -> tuple[float, float, float]:
+def compile_times() -> tuple[float, float, float, float]:
     """Library start-up, then the engine's first run with an empty and with a filled Numba cache
-    (fresh processes, a private cache directory)."""
-    with tempfile.TemporaryDirectory() as cache:
-        env = {**os.environ, "NUMBA_CACHE_DIR": cache}
-        start, cold = map(float, subprocess.check_output([sys.executable, "-c", PREPARE + FIRST_RUN], env=env).split())
-        warm = float(subprocess.check_output([sys.executable, "-c", PREPARE + FIRST_RUN], env=env).split()[1])
-    return start, cold, warm
+    (fresh processes, a private cache directory), and with an empty cache and LLVM's optimisation
+    off (``NUMBA_OPT=0``: what Numba's own typing and lowering take, for scale)."""
+
+    def first_run(cache: str, **env: str) -> list[float]:
+        env = {**os.environ, "NUMBA_CACHE_DIR": cache, **env}
+        return list(map(float, subprocess.check_output([sys.executable, "-c", PREPARE + FIRST_RUN], env=env).split()))
+
+    with tempfile.TemporaryDirectory() as cache, tempfile.TemporaryDirectory() as unoptimised:
+        start, cold = first_run(cache)
+        warm = first_run(cache)[1]
+        floor = first_run(unoptimised, NUMBA_OPT="0")[1]
+    return start, cold, warm, floor
 
 
 def main() -> None:
@@ -96,9 +103,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer steps (noisier figures)")
     args = parser.parse_args()
     scale = 0.2 if args.quick else 1.0
-    start, cold, warm = compile_times()
-    print(f"first run: cold compile {cold:.2f} s (target < 2), cached start {warm:.2f} s (target < 0.3), "
-          f"after the libraries' own start-up of {start:.2f} s")
+    start, cold, warm, floor = compile_times()
+    print(f"first run: cold compile {cold:.2f} s (target < 2; {floor:.2f} s with LLVM optimisation off), "
+          f"cached start {warm:.2f} s (target < 0.3), after the libraries' own start-up of {start:.2f} s")
     cases = [(None, 1e-4), (None, 1e-3), (None, 1e-2), (0.6, None)]
     print(f"{'L':>4} {'drive':>16} {'plastic':>8} {'engine steps/s':>15} {'numpy steps/s':>14} {'ratio':>7}")
     for L in (32, 128):
