@@ -51,17 +51,11 @@ class EngineCacheLocator:
                 return cls(inner)
         return None
 
-    def ensure_cache_path(self):
-        self._inner.ensure_cache_path()
-
-    def get_cache_path(self):
-        return self._inner.get_cache_path()
+    def __getattr__(self, name):  # all but the stamp is the usual locator's
+        return getattr(self._inner, name)
 
     def get_source_stamp(self):
         return self._inner.get_source_stamp(), self.digest
-
-    def get_disambiguator(self):
-        return self._inner.get_disambiguator()
 
 
 if EngineCacheLocator not in CACHE_IMPL._locator_classes:

@@ -35,3 +35,16 @@ def test_editing_a_helper_in_another_file_recompiles_the_time_loop(tmp_path):
     deferred.write_text(source.replace("return 1e-9 * (1.0 + scale)", "return 0.05 * (1.0 + scale)"))
     after = flushes()
     assert after > before > 0
+
+
+def test_engine_locator_is_numbas_usual_one_but_for_the_stamp():
+    """Numba reads the usual locator's attributes too (e.g. the file named in its warnings)."""
+    from epmsweep.engine import stepping
+    from epmsweep.engine.jit import EngineCacheLocator
+
+    locator = EngineCacheLocator.from_function(stepping.run.py_func, stepping.__file__)
+    inner = locator._inner
+    assert locator._py_file == inner._py_file == stepping.__file__
+    assert locator.get_cache_path() == inner.get_cache_path()
+    assert locator.get_source_stamp() == (inner.get_source_stamp(), EngineCacheLocator.digest)
+    assert EngineCacheLocator.from_function(test_engine_locator_is_numbas_usual_one_but_for_the_stamp, __file__) is None
