@@ -24,7 +24,9 @@ from epmsweep.engine import (
     real_space_propagator,
     simulate,
 )
-from epmsweep.engine.redistribution import fft_workspace, redistribute_fft, redistribute_sparse
+from epmsweep.engine.redistribution import fft_workspace, redistribute_fft, redistribute_sparse, tiled_kernel
+from epmsweep.engine.simulate import redistribution_limits
+from epmsweep.engine.stepping import DEFER_MIN
 from numba import njit
 
 
@@ -61,7 +63,7 @@ def kernels() -> None:
     for L in (16, 32, 64, 128):
         n = L * L
         g = real_space_propagator(L)
-        g_ext, g_hat, d2 = np.tile(g, (2, 2)).ravel(), np.fft.rfft2(g), np.zeros((L, L))
+        g_ext, g_hat, d2 = tiled_kernel(g), np.fft.rfft2(g), np.zeros((L, L))
         crossover = None
         for k in (1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128, 192, 256):
             plist = rng.choice(n, k, replace=False).astype(np.int64)
@@ -96,8 +98,8 @@ def runs() -> None:
                     rates[mode] = max(rates.get(mode, 0.0), n_steps / (time.perf_counter() - t0))
             plastic = float(out.plastic_fraction.mean()) * L * L
             fastest = max(rates, key=rates.get)
-            below = "deferred" if deferral_limit(L) else "sparse"
-            auto = "fft" if plastic >= (deferral_limit(L) or fft_crossover(L)) else below
+            fft_min, defer_max = redistribution_limits(L, "auto")
+            auto = "fft" if plastic >= fft_min else "deferred" if DEFER_MIN <= plastic < defer_max else "sparse"
             print(f"{L:>5} {shear_rate:>7g} {plastic:>8.1f}" + "".join(f" {rates[m]:>17,.0f}" for m in MODES)
                   + f"  {fastest:>7}  {auto}")  # fmt: skip
         print(f"L = {L}: engine rules deferral_limit(L) = {deferral_limit(L)}, fft_crossover(L) = {fft_crossover(L)}")

@@ -28,22 +28,24 @@ from .jit import inline, internal
 from .redistribution import redistribute_sparse
 
 BLOCK = 64
+PAD = 8
+"""Extra entries per kernel-matrix row: rows a power of two apart would share cache sets."""
 
 
 def workspace(n: int, max_pending: int) -> tuple:
     """Arrays of the deferred state for a lattice of n sites (any number of them may be tracked).
 
     ``t_pos``/``p_pos`` (n,): slot of each site among the tracked / pending ones, or -1;
-    ``untracked`` (n,) uint8; ``bound`` (n,): R_i; ``field`` (n,): flush buffer;
+    ``untracked`` (n,) uint8; ``bound`` (n,): R_i;
     ``t_list``/``exact`` (n,): tracked sites and their exact stress fluctuations;
     ``p_list``/``pending`` (max_pending,): pending sites and their summed increments D_p;
-    ``kmat``: G between pending p and tracked t at ``p * (n + 8) + t`` (rows a power of two
-    apart would share cache sets; only the part in use becomes resident memory).
+    ``kmat``: G between pending p and tracked t at ``p * (n + PAD) + t`` (only the part in use
+    becomes resident memory).
     """
     return (
-        np.full(n, -1, np.int64), np.full(n, -1, np.int64), np.ones(n, np.uint8), np.zeros(n), np.empty(n),
+        np.full(n, -1, np.int64), np.full(n, -1, np.int64), np.ones(n, np.uint8), np.zeros(n),
         np.empty(n, np.int64), np.empty(n), np.empty(max_pending, np.int64), np.empty(max_pending),
-        np.empty(max_pending * (n + 8)),
+        np.empty(max_pending * (n + PAD)),
     )  # fmt: skip
 
 
@@ -57,8 +59,8 @@ def tiled_offsets(L: int) -> np.ndarray:
 @inline
 def track(i, s, ws, n_t, n_p, g_ext, offset, L):
     """Make site i tracked: its exact stress is s_i plus its share of the pending field."""
-    t_pos, _, untracked, _, _, t_list, exact, p_list, pending, kmat = ws
-    stride = t_list.size + 8
+    t_pos, _, untracked, _, t_list, exact, p_list, pending, kmat = ws
+    stride = t_list.size + PAD
     at_i = offset[i] + 2 * L * L + L
     v = s[i]
     for p in range(n_p):
@@ -78,7 +80,7 @@ def admit(s, ws, n_t, n_p, plist, n_plastic, new, g_ext, offset, L):
     """Make every plastic site tracked and pending (those that are not yet); returns the new
     counts and the number of new pending sites (listed in ``new``), whose positive G the
     caller adds to R; or (-1, -1, 0) without any change when they would not fit."""
-    t_pos, p_pos, _, _, _, t_list, _, p_list, pending, kmat = ws
+    t_pos, p_pos, _, _, t_list, _, p_list, pending, kmat = ws
     n_new = int64(0)
     for k in range(n_plastic):
         if p_pos[plist[k]] < 0:
@@ -89,7 +91,7 @@ def admit(s, ws, n_t, n_p, plist, n_plastic, new, g_ext, offset, L):
     for k in range(n_new):
         if t_pos[new[k]] < 0:
             n_t = track(new[k], s, ws, n_t, n_p, g_ext, offset, L)
-    stride = t_list.size + 8
+    stride = t_list.size + PAD
     for k in range(n_new):  # a row of kernel values for the tracked sites, D = 0
         j = new[k]
         at_j = 2 * L * L + L - offset[j]
@@ -111,14 +113,22 @@ def add_bounds(ws, sites, n, weight, weights, g_pos_ext, L):
 
 
 @inline
+def admit_bounded(s, ws, n_t, n_p, plist, n_plastic, new, weights, g_ext, g_pos_ext, offset, L):
+    """``admit``, then the new pending sites' positive G added to R (if they fit)."""
+    n_t, n_p, n_new = admit(s, ws, n_t, n_p, plist, n_plastic, new, g_ext, offset, L)
+    if n_t >= 0:
+        add_bounds(ws, new, n_new, 1.0, weights, g_pos_ext, L)
+    return n_t, n_p
+
+
+@inline
 def flush(s, thr, sigma_ext, ws, n_t, n_p, plastic, plist, n_plastic, new, weights, keep, g_ext, g_pos_ext, offset, L):
     """Add the pending field to the untracked sites and forget every tracked and pending site.
-    With ``keep`` (1), go on deferring from the plastic sites alone (R loses the pending sites
-    that relaxed); otherwise (0), or if they do not fit, the deferral ends (R = 0). Returns the
-    new counts (-1 when the deferral ended) and tolerance.
+    With ``keep``, go on deferring from the plastic sites alone (R loses the pending sites that
+    relaxed); otherwise, or if they do not fit, the deferral ends (R = 0). Returns the new counts
+    (-1 when the deferral ended) and the tolerance of the stretch that goes on.
     """
-    t_pos, p_pos, untracked, bound, field, t_list, exact, p_list, pending, _ = ws
-    n = uint64(s.size)
+    t_pos, p_pos, untracked, bound, t_list, exact, p_list, pending, _ = ws
     if keep:
         n_gone = int64(0)
         for p in range(n_p):
@@ -126,12 +136,7 @@ def flush(s, thr, sigma_ext, ws, n_t, n_p, plastic, plist, n_plastic, new, weigh
                 new[n_gone] = p_list[p]
                 n_gone += 1
         add_bounds(ws, new, n_gone, -1.0, weights, g_pos_ext, L)
-    if n_p:
-        for i in range(n):
-            field[i] = 0.0
-        redistribute_sparse(field, p_list, pending, n_p, g_ext, L)
-        for i in range(n):
-            s[i] += field[i]
+    redistribute_sparse(s, p_list, pending, n_p, g_ext, L)  # the tracked sites are then reset to exact
     for t in range(n_t):
         s[t_list[t]] = exact[t]
         t_pos[t_list[t]] = -1
@@ -142,8 +147,9 @@ def flush(s, thr, sigma_ext, ws, n_t, n_p, plastic, plist, n_plastic, new, weigh
     if keep:
         n_t, n_p, _ = admit(s, ws, int64(0), int64(0), plist, n_plastic, new, g_ext, offset, L)
     if n_t < 0:
-        for i in range(n):
+        for i in range(uint64(s.size)):
             bound[i] = 0.0
+        return n_t, n_p, 0.0
     return n_t, n_p, tolerance(s, thr, sigma_ext)
 
 
@@ -161,8 +167,8 @@ def tolerance(s, thr, sigma_ext):
 def step_increments(s, ws, n_t, plist, n_plastic, dbuf, pcol, sigma_ext, dt_tau):
     """The plastic increments d_j of a deferred step: summed into D and applied to the tracked
     sites (four pending rows per pass). Returns sum(d)."""
-    _, p_pos, _, _, _, t_list, exact, _, pending, kmat = ws
-    stride = uint64(t_list.size + 8)
+    _, p_pos, _, _, t_list, exact, _, pending, kmat = ws
+    stride = uint64(t_list.size + PAD)
     sum_d = 0.0
     for k in range(n_plastic):
         j = plist[k]
@@ -197,7 +203,7 @@ def pending_slack(ws, n_p, g_neg_max, tol):
     (d, margin): at most ``R_i d + margin``, where R_i sums the positive part of G over the
     pending sites, d = max_p D_p (>= 0) and margin = tol + g_neg_max sum_p max(-D_p, 0)
     (a pending site is never the untracked site itself: G_ip >= -g_neg_max)."""
-    pending = ws[8]
+    pending = ws[7]
     d, negative = 0.0, 0.0
     for p in range(n_p):
         d = max(d, pending[p])

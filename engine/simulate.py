@@ -19,11 +19,11 @@ from .version import RESULT_FORMAT_VERSION, __version__
 REDISTRIBUTION = ("auto", "deferred", "sparse", "fft")
 
 
-
 def deferred_capacity(n_sites: int, defer_max: int) -> int:
     """Most pending sites of a deferred stretch (``engine.deferred``); past them it ends early.
-    Its kernel matrix takes this x (n_sites + 8) x 8 bytes of address space (<= 8 MB up to
-    L = 64, <= 140 MB at L = 128), of which the part in use is resident."""
+    Its kernel matrix reserves this x (n_sites + 8) x 8 bytes of address space (auto: 2 MB at
+    L = 32, 15 MB at L = 64, 110 MB at L = 128, 8 kB x n_sites beyond), of which only the part in
+    use becomes resident."""
     return min(n_sites, 2 * defer_max + 64, 1024)
 
 
@@ -48,6 +48,14 @@ def fft_crossover(L: int) -> int:
     the FFT pair ~N log N per step.
     """
     return max(48, 4096 // L)
+
+
+def redistribution_limits(L: int, redistribution: str) -> tuple[int, int]:
+    """(fft_min, defer_max) of the time loop for a mode of ``simulate``: FFTs from fft_min plastic
+    sites on, deferral from ``stepping.DEFER_MIN`` up to below defer_max, else kernels added."""
+    n = L * L
+    fft_min = {"auto": deferral_limit(L) or fft_crossover(L), "fft": 1}.get(redistribution, n + 1)
+    return fft_min, {"auto": deferral_limit(L), "deferred": n + 1}.get(redistribution, 0)
 
 
 def _seed_attrs(seed) -> dict:
@@ -122,8 +130,7 @@ def simulate(
 
     g = real_space_propagator(L, params.kernel, params.normalise_self)
     g_hat = np.fft.rfft2(g)
-    fft_min = {"auto": deferral_limit(L) or fft_crossover(L), "fft": 1}.get(redistribution, n + 1)
-    defer_max = {"auto": deferral_limit(L), "deferred": n + 1}.get(redistribution, 0)
+    fft_min, defer_max = redistribution_limits(L, redistribution)
     ws = deferred.workspace(n, deferred_capacity(n, defer_max))
 
     n_rec, n_snap = rec_steps.size, snap_steps.size

@@ -11,7 +11,7 @@ import math
 import numpy as np
 from numba import int64, uint64
 
-from .deferred import add_bounds, admit, flush, pending_slack, step_increments, tolerance, track_uncertain
+from .deferred import admit_bounded, flush, pending_slack, step_increments, tolerance, track_uncertain
 from .jit import inline, jit
 from .redistribution import fft_workspace, redistribute_fft, redistribute_sparse
 from .thresholds import quantile
@@ -228,7 +228,6 @@ def run(
     """
     n = s.size
     L = g_hat.shape[0]
-    END, KEEP = int64(0), int64(1)  # (not literals: one compilation of ``flush``)
     inv_n = 1.0 / n
     gpl_norm = 1.0 / (n * mu)
     plist, dbuf, pcol, d2, spectrum, ds, axes, clock, newly, cand, counters = work
@@ -262,7 +261,7 @@ def run(
         ends = snapshot or full or step >= n_steps or status != STATUS_OK or not 0 < n_plastic < defer_max
         if deferring and (ends or work > flush_work):  # the one flush: exact stresses everywhere
             n_t, n_p, tol = flush(s, thr, sigma_ext, ws, n_t, n_p, plastic, plist, n_plastic, newly, dbuf,
-                                  END if ends else KEEP, g_ext, g_pos_ext, offset, L)  # fmt: skip
+                                  not ends, g_ext, g_pos_ext, offset, L)  # fmt: skip
             deferring, work, flush_work, full = n_t >= 0, 0, FLUSH_WORK * n_plastic * n, False
             counters[FLUSHES] += 1
         while si < n_snap and snap_steps[si] == step:
@@ -301,9 +300,9 @@ def run(
         step += 1
         if n_plastic > 0:
             if not deferring and DEFER_MIN <= n_plastic < defer_max:  # a deferred stretch begins, if its sites fit
-                n_t, n_p, n_new = admit(s, ws, int64(0), int64(0), plist, n_plastic, newly, g_ext, offset, L)
+                n_t, n_p = admit_bounded(s, ws, int64(0), int64(0), plist, n_plastic, newly, dbuf,
+                                         g_ext, g_pos_ext, offset, L)  # fmt: skip
                 if n_t >= 0:
-                    add_bounds(ws, newly, n_new, 1.0, dbuf, g_pos_ext, L)
                     deferring, tol, work, flush_work = True, tolerance(s, thr, sigma_ext), 0, FLUSH_WORK * n_plastic * n
             if n_plastic >= fft_min:
                 for iy in range(L):
@@ -341,11 +340,11 @@ def run(
             dist_kind, dist_params, dist_table, rng,
         )  # fmt: skip
         if deferring:  # the new plastic sites become pending (if they do not fit: flush next step)
-            n_t_new, n_p_new, n_new = admit(s, ws, n_t, n_p, plist, n_plastic, newly, g_ext, offset, L)
+            n_t_new, n_p_new = admit_bounded(s, ws, n_t, n_p, plist, n_plastic, newly, dbuf,
+                                             g_ext, g_pos_ext, offset, L)  # fmt: skip
             full = n_t_new < 0
             if not full:
                 n_t, n_p = n_t_new, n_p_new
-                add_bounds(ws, newly, n_new, 1.0, dbuf, g_pos_ext, L)
 
     # an absorbing state is frozen: the remaining records and snapshots are known exactly
     while ri < n_rec:

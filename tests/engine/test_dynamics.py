@@ -5,7 +5,7 @@ import importlib
 import numpy as np
 import pytest
 from epmsweep.engine import ImposedRate, ImposedStress, InitialState, ModelParameters, simulate
-from epmsweep.engine.redistribution import fft_workspace, redistribute_fft, redistribute_sparse
+from epmsweep.engine.redistribution import fft_workspace, redistribute_fft, redistribute_sparse, tiled_kernel
 
 P16 = ModelParameters(L=16)
 
@@ -82,7 +82,7 @@ def test_sparse_and_fft_redistribution_agree(L):
         d = rng.normal(size=k)
         a = rng.normal(size=L * L)
         b = a.copy()
-        redistribute_sparse(a, plist, d, k, np.tile(g, (2, 2)).ravel(), L)
+        redistribute_sparse(a, plist, d, k, tiled_kernel(g), L)
         dense = np.zeros(L * L)
         dense[plist] = d
         total = redistribute_fft(b, dense.reshape(L, L), np.fft.rfft2(g), *fft_workspace(L))
