@@ -5,8 +5,11 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 from epmsweep.engine import InitialState
+from epmsweep.engine.units import STRESS
 
-FIELD_DIMS = ("seed", "snapshot", "y", "x")
+from .steady_state import REPLICA_DIM, SNAPSHOT_DIMS
+
+FIELD_DIMS = (REPLICA_DIM, *SNAPSHOT_DIMS, "y", "x")
 
 
 def _histogram(values: xr.DataArray, bins: np.ndarray, name: str, units: str) -> xr.Dataset:
@@ -29,12 +32,14 @@ def _histogram(values: xr.DataArray, bins: np.ndarray, name: str, units: str) ->
     centres = 0.5 * (bins[1:] + bins[:-1])
     out = xr.Dataset(
         {
-            "density": density.assign_attrs(units=f"1/({units})", long_name=f"probability density of {name}"),
+            "density": density.assign_attrs(units=f"1 / ({units})", long_name=f"P({name})"),
             "mean": mean.assign_attrs(units=units, long_name=f"mean {name}"),
             "samples": count.assign_attrs(units="1", long_name="number of site values"),
         }
     )
-    return out.assign_coords({name: (name, centres, {"units": units}), f"{name}_edges": (f"{name}_edge", bins)})
+    return out.assign_coords(
+        {name: (name, centres, {"units": units, "long_name": name}), f"{name}_edges": (f"{name}_edge", bins)}
+    )
 
 
 def _default_bins(values: xr.DataArray, n: int = 80) -> np.ndarray:
@@ -49,7 +54,7 @@ def threshold_distribution(ds: xr.Dataset, bins: np.ndarray | None = None) -> xr
     ``bins``: edges (stress units); by default 80 bins spanning all values.
     """
     bins = _default_bins(ds["threshold"]) if bins is None else np.asarray(bins, float)
-    return _histogram(ds["threshold"], bins, "threshold", "LJ stress")
+    return _histogram(ds["threshold"], bins, "threshold", STRESS)
 
 
 def gap_distribution(ds: xr.Dataset, bins: np.ndarray | None = None) -> xr.Dataset:
@@ -59,7 +64,7 @@ def gap_distribution(ds: xr.Dataset, bins: np.ndarray | None = None) -> xr.Datas
     """
     gap = (ds["threshold"] - ds["local_stress"]).rename("gap")
     bins = _default_bins(gap) if bins is None else np.asarray(bins, float)
-    return _histogram(gap, bins, "gap", "LJ stress")
+    return _histogram(gap, bins, "gap", STRESS)
 
 
 def cumulative_gap(state: InitialState, x: np.ndarray | None = None, stress: float = 0.0) -> xr.DataArray:
@@ -72,6 +77,6 @@ def cumulative_gap(state: InitialState, x: np.ndarray | None = None, stress: flo
     x = np.linspace(min(0.0, gaps[0]), gaps[-1], 400) if x is None else np.asarray(x, float)
     c = np.searchsorted(gaps, x, side="left") / gaps.size
     return xr.DataArray(
-        c, dims="gap", coords={"gap": ("gap", x, {"units": "LJ stress"})}, name="cumulative_gap",
-        attrs={"units": "1", "long_name": f"C(X), fraction of sites with gap < X ({state.name})"},
+        c, dims="gap", coords={"gap": ("gap", x, {"units": STRESS, "long_name": "gap"})}, name="cumulative_gap",
+        attrs={"units": "1", "long_name": "C(X)", "initial_state": state.name},
     )

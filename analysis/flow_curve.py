@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import xarray as xr
+from epmsweep.engine.units import RATE, STRESS
 from scipy.optimize import curve_fit
 
 from .steady_state import steady_strain_rate, steady_stress
@@ -64,8 +65,8 @@ def flow_curve(
     if not parts:
         raise ValueError("give at least one of imposed_rate and imposed_stress")
     out = xr.concat(parts, dim="point", coords="minimal", compat="override") if len(parts) > 1 else parts[0]
-    out["shear_rate"].attrs = {"units": "1/time", "long_name": "steady shear rate"}
-    out["stress"].attrs = {"units": "LJ stress", "long_name": "steady shear stress"}
+    out["shear_rate"].attrs = {"units": RATE, "long_name": "steady shear rate"}
+    out["stress"].attrs = {"units": STRESS, "long_name": "steady stress"}
     return out
 
 

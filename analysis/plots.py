@@ -9,14 +9,16 @@ import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 from epmsweep.engine import InitialState
+from epmsweep.engine.units import RATE, STRESS, TIME
 from matplotlib.figure import Figure
 
 from .distributions import cumulative_gap, gap_distribution, threshold_distribution
 from .flow_curve import HerschelBulkleyFit, fit_herschel_bulkley, flow_curve
-from .steady_state import REPLICA_DIM
+from .steady_state import REPLICA_DIM, record_dim, snapshot_dim
 
-STRESS_LABEL = r"stress $\Sigma$ (LJ units)"
-RATE_LABEL = r"shear rate $\dot\gamma$ (1/LJ time)"
+STRESS_LABEL = rf"stress $\Sigma$ [{STRESS}]"
+RATE_LABEL = rf"shear rate $\dot\gamma$ [{RATE}]"
+TIME_LABEL = rf"time $t$ [{TIME}]"
 
 
 def _fmt(value) -> str:
@@ -59,7 +61,7 @@ def _mean_curves(ds: xr.Dataset, x: str, y: str, loglog: bool = False) -> tuple[
     """One replica-averaged curve y(x) per sweep point; on log axes, non-positive values are dropped."""
     fig, ax = plt.subplots(figsize=(6, 4.5))
     mean = ds[[x, y]].mean(REPLICA_DIM)
-    for label, sel in _selections(mean[y], {"record"}):
+    for label, sel in _selections(mean[y], {record_dim(ds)}):
         m = mean.isel(sel)
         if loglog:
             m = m.where((m[x] > 0) & (m[y] > 0))
@@ -81,7 +83,7 @@ def plot_stress_strain(ds: xr.Dataset) -> Figure:
 def plot_creep(ds: xr.Dataset) -> Figure:
     """Replica-averaged creep curves gdot(t) on log-log axes, one line per imposed stress."""
     fig, ax = _mean_curves(ds, "time", "strain_rate", loglog=True)
-    ax.set(xlabel="time t (LJ time)", ylabel=RATE_LABEL, title="creep")
+    ax.set(xlabel=TIME_LABEL, ylabel=RATE_LABEL, title="creep")
     fig.tight_layout()
     return fig
 
@@ -90,8 +92,8 @@ def plot_distributions(ds: xr.Dataset) -> Figure:
     """P_a(sigma_th) and P(x) from the snapshots, one line per sweep point."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for dist, ax, xlabel in (
-        (threshold_distribution(ds), axes[0], r"threshold $\sigma_{th}$ (LJ units)"),
-        (gap_distribution(ds), axes[1], r"gap $x = \sigma_{th} - \sigma$ (LJ units)"),
+        (threshold_distribution(ds), axes[0], rf"threshold $\sigma_{{th}}$ [{STRESS}]"),
+        (gap_distribution(ds), axes[1], rf"gap $x = \sigma_{{th}} - \sigma$ [{STRESS}]"),
     ):
         name = "threshold" if "threshold" in dist.dims else "gap"
         for label, sel in _selections(dist["density"], {name}):
@@ -113,7 +115,7 @@ def plot_cumulative_gap(states: list[InitialState], stress: float | None = None)
         ax.plot(c.gap, c, label=f"{state.name} (mu = {state.shear_modulus:g})")
     if stress is not None:
         ax.axvline(stress, color="gray", ls=":", label=f"Sigma_0 = {stress:g}")
-    ax.set(xlabel="gap X (LJ units)", ylabel="C(X)", title="cumulative gap distribution of the initial states")
+    ax.set(xlabel=f"gap X [{STRESS}]", ylabel="C(X)", title="cumulative gap distribution of the initial states")
     ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
@@ -136,7 +138,7 @@ def write_figures(tree: xr.DataTree, outdir: Path) -> list[Path]:
     figures["flow_curve"] = plot_flow_curve(flow, fits)
     if rate is not None:
         figures["stress_strain"] = plot_stress_strain(rate)
-        if rate.sizes.get("snapshot", 0):
+        if snapshot_dim(rate):
             figures["distributions"] = plot_distributions(rate)
     if creep is not None:
         figures["creep"] = plot_creep(creep)

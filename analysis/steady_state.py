@@ -4,8 +4,39 @@ from __future__ import annotations
 
 import numpy as np
 import xarray as xr
+from epmsweep.engine.units import RATE, STRESS
 
 REPLICA_DIM = "seed"
+RECORD_DIMS = ("strain", "time")
+SNAPSHOT_DIMS = ("snapshot_strain", "snapshot_time")
+
+
+def record_dim(ds: xr.Dataset | xr.DataArray) -> str:
+    """The dimension of the time series: ``strain`` (imposed rate) or ``time`` (imposed stress, or
+    an imposed-rate run whose length was given in time)."""
+    try:
+        return next(d for d in RECORD_DIMS if d in ds.dims)
+    except StopIteration:
+        raise ValueError(f"no record dimension {RECORD_DIMS} among the dims {tuple(ds.dims)}") from None
+
+
+def snapshot_dim(ds: xr.Dataset | xr.DataArray) -> str | None:
+    """The dimension of the snapshots (``snapshot_strain`` or ``snapshot_time``), None without any."""
+    return next((d for d in SNAPSHOT_DIMS if d in ds.dims and ds.sizes[d]), None)
+
+
+def is_imposed_rate(ds: xr.Dataset) -> bool:
+    """True for imposed-rate data: an assembled group, a single run or a particle run."""
+    return ds.attrs.get("protocol") == "imposed_rate" or "shear_rate" in ds.coords
+
+
+def completed(ds: xr.Dataset) -> xr.DataArray:
+    """The runs present in ``ds`` (assembled files mark missing or failed runs in ``completed``)."""
+    if "completed" in ds:
+        return ds["completed"].astype(bool)
+    dims = [d for d in ds.dims if d not in (*RECORD_DIMS, *SNAPSHOT_DIMS, "y", "x")]
+    coords = {d: ds[d] for d in dims if d in ds.coords}
+    return xr.DataArray(np.ones([ds.sizes[d] for d in dims], bool), dims=dims, coords=coords)
 
 
 def steady_window(ds: xr.Dataset, start_fraction: float = 0.5) -> xr.DataArray:
@@ -18,8 +49,8 @@ def steady_window(ds: xr.Dataset, start_fraction: float = 0.5) -> xr.DataArray:
     """
     if not 0 <= start_fraction < 1:
         raise ValueError(f"start_fraction must be in [0, 1), got {start_fraction}")
-    clock = ds["strain"] if "shear_rate" in ds.dims else ds["time"]
-    return clock >= start_fraction * clock.max("record")
+    clock = ds["strain"] if is_imposed_rate(ds) else ds["time"]
+    return clock >= start_fraction * clock.max(record_dim(ds))
 
 
 def replica_mean(per_run: xr.DataArray, name: str) -> xr.Dataset:
@@ -36,15 +67,17 @@ def steady_stress(ds: xr.Dataset, start_fraction: float = 0.5) -> xr.Dataset:
     Also returns ``stress_drift``: mean of the last quarter minus mean of the third quarter of the
     window (seed-averaged), to check that the window is steady.
     """
+    rd = record_dim(ds)
     window = steady_window(ds, start_fraction)
-    per_run = ds["stress"].where(window).mean("record")
+    per_run = ds["stress"].where(window).mean(rd)
     out = replica_mean(per_run, "stress")
     strain = ds["strain"]
     cut = start_fraction + (1 - start_fraction) / 2
-    late = ds["stress"].where(strain >= cut * strain.max("record")).mean("record")
-    early = ds["stress"].where(window & (strain < cut * strain.max("record"))).mean("record")
-    out["stress_drift"] = (late - early).mean(REPLICA_DIM)
-    out["stress"].attrs = {"units": ds["stress"].attrs.get("units", ""), "long_name": "steady external stress"}
+    late = ds["stress"].where(strain >= cut * strain.max(rd)).mean(rd)
+    early = ds["stress"].where(window & (strain < cut * strain.max(rd))).mean(rd)
+    out["stress_drift"] = (late - early).mean(REPLICA_DIM).assign_attrs(units=STRESS, long_name="stress drift")
+    out["stress"].attrs = {"units": STRESS, "long_name": "steady stress"}
+    out["stress_err"].attrs = {"units": STRESS, "long_name": "steady stress error"}
     return out
 
 
@@ -54,11 +87,16 @@ def steady_strain_rate(ds: xr.Dataset, start_fraction: float = 0.5) -> xr.Datase
     Stuck runs have rate 0 (they are in an absorbing state); they are excluded from the mean
     (which is the flowing branch of the flow curve) and counted in ``stuck_fraction``.
     """
+    rd = record_dim(ds)
     window = steady_window(ds, start_fraction)
     strain, time = ds["strain"].where(window), ds["time"].where(window)
-    per_run = (strain.max("record") - strain.min("record")) / (time.max("record") - time.min("record"))
-    flowing = ds["stuck"] == 0
-    out = replica_mean(per_run.where(flowing), "strain_rate")
-    out["stuck_fraction"] = (ds["stuck"] == 1).sum(REPLICA_DIM) / ds["stuck"].notnull().sum(REPLICA_DIM)
-    out["strain_rate"].attrs = {"units": "1/time", "long_name": "steady strain rate"}
+    per_run = (strain.max(rd) - strain.min(rd)) / (time.max(rd) - time.min(rd))
+    present = completed(ds)
+    stuck = ds["stuck"].astype(bool) & present
+    out = replica_mean(per_run.where(present & ~stuck), "strain_rate")
+    out["stuck_fraction"] = (stuck.sum(REPLICA_DIM) / present.sum(REPLICA_DIM)).assign_attrs(
+        units="1", long_name="stuck fraction"
+    )
+    out["strain_rate"].attrs = {"units": RATE, "long_name": "steady strain rate"}
+    out["strain_rate_err"].attrs = {"units": RATE, "long_name": "steady strain rate error"}
     return out

@@ -12,6 +12,7 @@ import xarray as xr
 from .errors import ParameterError, check_positive
 from .files import load_dataset, save_dataset
 from .thresholds import ThresholdDistribution
+from .variables import LATTICE, variable
 
 DEFAULT_SHEAR_MODULUS = 15.0
 """Shear modulus (LJ units) used when none is given.
@@ -114,13 +115,14 @@ class InitialState:
         return cls.from_distribution(L, seed, dist, shear_modulus, name=name or f"annealed_{shift:g}")
 
     def to_dataset(self) -> xr.Dataset:
-        """The state as a Dataset with ``threshold`` and ``stress`` on (y, x)."""
-        dims = ("y", "x")
+        """The state as a Dataset with ``threshold`` and ``local_stress`` on (y, x) (``engine.variables``)."""
+        L = self.L
         ds = xr.Dataset(
             {
-                "threshold": (dims, self.threshold, {"units": "LJ stress", "long_name": "local yield threshold"}),
-                "stress": (dims, self.stress, {"units": "LJ stress", "long_name": "local shear stress"}),
+                "threshold": (LATTICE, self.threshold, variable("threshold").attrs),
+                "local_stress": (LATTICE, self.stress, variable("local_stress").attrs),
             },
+            coords={d: (d, np.arange(L), variable(d).attrs) for d in LATTICE},
             attrs={"shear_modulus": self.shear_modulus, "name": self.name, **self.provenance},
         )
         return ds
@@ -138,7 +140,9 @@ class InitialState:
         """
         path = Path(path)
         ds = load_dataset(path, "initial-state file")
-        for var in ("threshold", "stress"):
+        if "local_stress" not in ds and "stress" in ds:  # the layout of epmsweep 0.1 files
+            ds = ds.rename(stress="local_stress")
+        for var in ("threshold", "local_stress"):
             if var not in ds:
                 raise ParameterError(f"{path}:{var}", "variable is missing")
             if ds[var].dims != ("y", "x"):
@@ -153,6 +157,7 @@ class InitialState:
         prov = {k: v for k, v in ds.attrs.items() if k not in ("shear_modulus", "name")}
         prov["file"] = str(path)
         try:
-            return cls(ds["threshold"].values, ds["stress"].values, mu, str(ds.attrs.get("name", path.stem)), prov)
+            name = str(ds.attrs.get("name", path.stem))
+            return cls(ds["threshold"].values, ds["local_stress"].values, mu, name, prov)
         except ParameterError as err:
             raise ParameterError(f"{path}:{err.field}", err.reason) from None

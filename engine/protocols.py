@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -41,11 +42,28 @@ def _n_steps(name: str, duration: float, dt: float) -> int:
     return int(round(n))
 
 
-def _to_steps(name: str, times: tuple[float, ...], dt: float, n_steps: int) -> np.ndarray:
+def _to_steps(name: str, times: np.ndarray, dt: float, n_steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct steps nearest to ``times`` (sorted) and the index in ``times`` of each one's first time."""
     steps = np.rint(np.asarray(times, dtype=float) / dt)  # compared before the cast: 1e300 must not wrap
     if steps.size and not np.all(steps <= n_steps):
         raise ParameterError(name, f"lies beyond the end of the run (t = {n_steps * dt:g})")
-    return np.unique(steps.astype(np.int64))
+    steps, first = np.unique(steps.astype(np.int64), return_index=True)
+    return steps, first
+
+
+class Schedule(NamedTuple):
+    """When a run records, for a time step dt.
+
+    ``record_clock`` and ``snapshot_clock`` are the values of the protocol's ``record_dim`` and
+    ``snapshot_dim`` coordinates: the requested strains or times (a record or snapshot is taken at
+    the time step nearest to them, within dt / 2), or the exact times of log-spaced records.
+    """
+
+    n_steps: int
+    record_steps: np.ndarray  # (n_records,) int64, increasing, from 0
+    snapshot_steps: np.ndarray  # (n_snapshots,) int64, increasing
+    record_clock: np.ndarray  # (n_records,) float64
+    snapshot_clock: np.ndarray  # (n_snapshots,) float64
 
 
 @dataclass(frozen=True)
@@ -74,6 +92,10 @@ class ImposedRate:
     snapshot_strains: tuple[float, ...] = ()
 
     name = "imposed_rate"
+    primary_dim = "shear_rate"
+    snapshot_dim = "snapshot_strain"
+    series = ("stress", "strain_rate", "plastic_strain", "plastic_fraction")
+    scalars = ("peak_stress", "strain_at_peak")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "shear_rate", check_positive("shear_rate", self.shear_rate))
@@ -89,12 +111,24 @@ class ImposedRate:
     def duration(self) -> float:
         return self.t_end if self.t_end is not None else self.strain_end / self.shear_rate
 
-    def schedule(self, dt: float) -> tuple[int, np.ndarray, np.ndarray]:
-        """(total steps, record steps, snapshot steps) for time step ``dt``."""
+    @property
+    def record_dim(self) -> str:
+        """Records are uniform in strain and indexed by it (by time when the run length is ``t_end``)."""
+        return "strain" if self.t_end is None else "time"
+
+    @property
+    def record_coords(self) -> tuple[str, ...]:
+        """The other clock, a coordinate on ``record_dim``: exact time (or strain) of each record."""
+        return ("time",) if self.t_end is None else ("strain",)
+
+    def schedule(self, dt: float) -> Schedule:
+        """When the run records, for time step ``dt``."""
         n = _n_steps("strain_end" if self.t_end is None else "t_end", self.duration, dt)
-        records = np.unique(np.rint(np.linspace(0, n, self.n_records + 1)).astype(np.int64))
-        snaps = _to_steps("snapshot_strains", tuple(s / self.shear_rate for s in self.snapshot_strains), dt, n)
-        return n, records, snaps
+        records, first = np.unique(np.rint(np.linspace(0, n, self.n_records + 1)).astype(np.int64), return_index=True)
+        end = self.strain_end if self.t_end is None else self.t_end
+        strains = np.asarray(self.snapshot_strains, dtype=float)
+        snaps, first_snap = _to_steps("snapshot_strains", strains / self.shear_rate, dt, n)
+        return Schedule(n, records, snaps, np.linspace(0.0, end, self.n_records + 1)[first], strains[first_snap])
 
     def to_attrs(self) -> dict:
         return {
@@ -133,6 +167,12 @@ class ImposedStress:
     snapshot_times: tuple[float, ...] = ()
 
     name = "imposed_stress"
+    primary_dim = "stress_imposed"
+    record_dim = "time"
+    record_coords = ()
+    snapshot_dim = "snapshot_time"
+    series = ("strain", "stress", "strain_rate", "plastic_strain", "plastic_fraction")
+    scalars = ("stuck", "arrest_time")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "stress", check_non_negative("stress", self.stress))
@@ -146,15 +186,17 @@ class ImposedStress:
     def duration(self) -> float:
         return self.t_end
 
-    def schedule(self, dt: float) -> tuple[int, np.ndarray, np.ndarray]:
-        """(total steps, record steps, snapshot steps) for time step ``dt``."""
+    def schedule(self, dt: float) -> Schedule:
+        """When the run records, for time step ``dt``: log-spaced records at their exact times."""
         n = _n_steps("t_end", self.t_end, dt)
         t_first = self.t_first_record if self.t_first_record is not None else 10 * dt
         if t_first >= self.t_end:
             raise ParameterError("t_first_record", f"must be < t_end = {self.t_end:g}")
         times = np.geomspace(t_first, self.t_end, self.n_records)
         records = np.unique(np.concatenate([[0], np.rint(times / dt).astype(np.int64)]))
-        return n, records, _to_steps("snapshot_times", self.snapshot_times, dt, n)
+        requested = np.asarray(self.snapshot_times, dtype=float)
+        snaps, first = _to_steps("snapshot_times", requested, dt, n)
+        return Schedule(n, records, snaps, records * dt, requested[first])
 
     def to_attrs(self) -> dict:
         return {
@@ -166,3 +208,8 @@ class ImposedStress:
 
 
 Protocol = ImposedRate | ImposedStress
+"""A protocol describes itself: ``name``, ``primary_dim`` (its sweep axis), ``record_dim`` and
+``record_coords`` (the clock of its time series), ``snapshot_dim``, ``series`` and ``scalars``
+(the declared output variables it produces, ``engine.variables``) and ``schedule(dt)``."""
+
+PROTOCOLS: dict[str, type[ImposedRate] | type[ImposedStress]] = {p.name: p for p in (ImposedRate, ImposedStress)}

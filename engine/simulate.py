@@ -14,6 +14,7 @@ from .parameters import ModelParameters
 from .propagator import real_space_propagator
 from .protocols import ImposedRate, ImposedStress, Protocol
 from .redistribution import tiled_kernel
+from .variables import declared
 from .version import RESULT_FORMAT_VERSION, __version__
 
 REDISTRIBUTION = ("auto", "deferred", "sparse", "fft")
@@ -35,9 +36,6 @@ def deferral_limit(L: int) -> int:
     the square of the plastic sites, the FFT pair's as N log N).
     """
     return 0 if L < 32 else 3 * L
-
-STRESS = "LJ stress (epsilon_LS / sigma_LS^2)"
-TIME = "LJ time (sqrt(m sigma_LS^2 / epsilon_LS))"
 
 
 def fft_crossover(L: int) -> int:
@@ -100,10 +98,14 @@ def simulate(
     Returns
     -------
     xarray.Dataset
-        Dims ``record`` (time series), ``snapshot``, ``y``, ``x``. Series: ``time``, ``strain``,
-        ``stress`` (Sigma), ``strain_rate``, ``plastic_strain``, ``plastic_fraction``; fields:
-        ``local_stress``, ``threshold``, ``plastic``; scalars: ``stuck``, ``arrest_time``,
-        ``peak_stress``, ``strain_at_peak``. Parameters, seed and versions in ``attrs``.
+        Variables declared in ``engine.variables``, on the protocol's clock dims. Imposed rate:
+        series ``stress`` (Sigma), ``strain_rate``, ``plastic_strain``, ``plastic_fraction`` indexed
+        by ``strain`` (the requested record strains; exact ``time`` as a coordinate), scalars
+        ``peak_stress``, ``strain_at_peak``. Imposed stress: series ``strain`` (since the stress
+        step), ``stress``, ``strain_rate``, ``plastic_strain``, ``plastic_fraction`` indexed by
+        ``time``, scalars ``stuck`` (bool), ``arrest_time``. When snapshots are requested, fields
+        ``local_stress``, ``threshold``, ``plastic`` (bool) on (``snapshot_strain`` or
+        ``snapshot_time``, ``y``, ``x``). Parameters, seed and versions in ``attrs``.
     """
     if not isinstance(params, ModelParameters):
         raise ParameterError("params", "must be a ModelParameters")
@@ -119,7 +121,7 @@ def simulate(
 
     L, n, dt, mu = params.L, params.n_sites, params.dt, initial_state.shear_modulus
     creep = isinstance(protocol, ImposedStress)
-    n_steps, rec_steps, snap_steps = protocol.schedule(dt)
+    sched = protocol.schedule(dt)
 
     stress0 = initial_state.stress.ravel()
     sigma0 = float(protocol.stress) if creep else float(np.mean(stress0))
@@ -133,7 +135,7 @@ def simulate(
     fft_min, defer_max = redistribution_limits(L, redistribution)
     ws = deferred.workspace(n, deferred_capacity(n, defer_max))
 
-    n_rec, n_snap = rec_steps.size, snap_steps.size
+    n_rec, n_snap = sched.record_steps.size, sched.snapshot_steps.size
     rec_stress, rec_gpl, rec_np = np.empty(n_rec), np.empty(n_rec), np.empty(n_rec)
     snap_stress, snap_thr = np.empty((n_snap, n)), np.empty((n_snap, n))
     snap_plastic = np.empty((n_snap, n), np.uint8)
@@ -143,51 +145,42 @@ def simulate(
         s, thr, plastic, sigma0, load, creep, dt / params.tau, dt / params.tau_pl, dt / params.tau_res, mu,
         tiled_kernel(g), tiled_kernel(np.maximum(g, 0.0)), g_neg_max, deferred.tiled_offsets(L), g_hat,
         fft_min, defer_max, ws, stepping.workspace(L), fast_forward, *params.thresholds.compiled(), rng,
-        n_steps, rec_steps, snap_steps,
+        sched.n_steps, sched.record_steps, sched.snapshot_steps,
         rec_stress, rec_gpl, rec_np, snap_stress, snap_thr, snap_plastic,
     )  # fmt: skip
     if status != stepping.STATUS_OK:
         raise NumericalInstabilityError("the stress or the plastic strain became non-finite (NaN or inf)")
 
-    time = rec_steps * dt
+    time = sched.record_steps * dt
     if creep:
         strain = rec_gpl
         with np.errstate(invalid="ignore", divide="ignore"):
             rate = np.concatenate([[np.nan], np.diff(rec_gpl) / np.diff(time)])
+        scalars = {"stuck": arrest_step >= 0, "arrest_time": arrest_step * dt if arrest_step >= 0 else np.nan}
     else:
         strain = protocol.shear_rate * time
         rate = np.full(n_rec, protocol.shear_rate)
-    stuck = arrest_step >= 0
+        scalars = {"peak_stress": peak, "strain_at_peak": protocol.shear_rate * peak_step * dt}
+    values = {
+        "time": time, "strain": strain, "stress": rec_stress, "strain_rate": rate, "plastic_strain": rec_gpl,
+        "plastic_fraction": rec_np / n, **scalars,
+    }  # fmt: skip
+    values[protocol.record_dim] = sched.record_clock
 
-    def series(values, units, long_name):
-        return ("record", values, {"units": units, "long_name": long_name})
+    def declare(names) -> dict:
+        return {name: declared(name, values[name], protocol) for name in names}
 
-    def field(values, units, long_name):
-        return (("snapshot", "y", "x"), values.reshape(n_snap, L, L), {"units": units, "long_name": long_name})
-
-    def scalar(value, units, long_name):
-        return ((), value, {"units": units, "long_name": long_name})
-
-    strain_desc = "macroscopic shear strain gamma" + (" (plastic, since the stress step)" if creep else "")
+    coords = declare((protocol.record_dim, *protocol.record_coords))
+    data = declare((*protocol.series, *protocol.scalars))
+    if n_snap:  # no snapshot variables at all when none were asked for
+        values.update({protocol.snapshot_dim: sched.snapshot_clock, "y": np.arange(L), "x": np.arange(L)})
+        coords.update(declare((protocol.snapshot_dim, "y", "x")))
+        fields = {"local_stress": snap_stress, "threshold": snap_thr, "plastic": snap_plastic}
+        values.update({k: v.reshape(n_snap, L, L) for k, v in fields.items()})
+        data.update(declare(fields))
     ds = xr.Dataset(
-        {
-            "time": series(time, TIME, "time since the start of the run"),
-            "strain": series(strain, "1", strain_desc),
-            "stress": series(rec_stress, STRESS, "external shear stress Sigma (mean local stress)"),
-            "strain_rate": series(rate, "1/time", "macroscopic shear rate (mean over the record interval)"),
-            "plastic_strain": series(rec_gpl, "1", "mean plastic strain"),
-            "plastic_fraction": series(rec_np / n, "1", "fraction of plastic sites"),
-            "snapshot_time": ("snapshot", snap_steps * dt, {"units": TIME, "long_name": "time of the snapshot"}),
-            "local_stress": field(snap_stress, STRESS, "local shear stress sigma"),
-            "threshold": field(snap_thr, STRESS, "local yield threshold sigma_th"),
-            "plastic": field(snap_plastic.astype(np.int8), "1", "plastic state n (1 plastic, 0 elastic)"),
-            "stuck": scalar(np.int8(stuck), "1", "1 if the run reached an absorbing state"),
-            "arrest_time": scalar(arrest_step * dt if stuck else np.nan, TIME, "time of arrest (NaN: flowing)"),
-            "peak_stress": scalar(peak, STRESS, "maximum external stress over the run"),
-            "strain_at_peak": scalar(
-                np.nan if creep else protocol.shear_rate * peak_step * dt, "1", "strain at the stress maximum"
-            ),
-        },
+        data,
+        coords=coords,
         attrs={
             **params.to_attrs(),
             **protocol.to_attrs(),

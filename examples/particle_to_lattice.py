@@ -86,11 +86,11 @@ def figure(particles, rate, creep, states, out: Path) -> Path:
     colours = {"E1": "tab:blue", "E3": "tab:red"}
     for name, colour in colours.items():
         lat = rate.sel(initial_state=name, shear_rate=RATE)
-        a.plot(lat.strain.mean("seed"), lat.stress.mean("seed"), color=colour, label=f"{name} lattice")
+        a.plot(lat.strain, lat.stress.mean("seed"), color=colour, label=f"{name} lattice")
         p = particles[f"{name}_rate"]
         a.plot(p.strain, p.stress, "--", color=colour, label=f"{name} particles")
         lat = creep.sel(initial_state=name, stress_imposed=STRESS)
-        t, g = lat.time.mean("seed"), lat.strain_rate.mean("seed")
+        t, g = lat.time, lat.strain_rate.mean("seed")
         b.loglog(t[1:], g[1:], color=colour, label=f"{name} lattice (stuck {float(lat.stuck.mean()):.2f})")
         p = particles[f"{name}_creep"]
         b.loglog(p.time[1:], np.abs(p.strain_rate[1:]), "--", color=colour, label=f"{name} particles")

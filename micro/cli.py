@@ -80,7 +80,7 @@ def cmd_shear(args: argparse.Namespace) -> int:
         protocol = ImposedStress(args.stress, t_end=args.t_end, n_records=args.n_records)
     ds = shear(Configuration.load(args.glass), protocol, dissipation=Dissipation(args.dissipation, args.zeta))
     save_dataset(ds, args.output)
-    print(f"{args.output}: {ds.sizes['record']} records, final stress {float(ds.stress[-1]):.4f}")
+    print(f"{args.output}: {ds.sizes[protocol.record_dim]} records, final stress {float(ds.stress[-1]):.4f}")
     return 0
 
 

@@ -2,7 +2,8 @@
 
 Both protocols take the engine's protocol objects (``ImposedRate``, ``ImposedStress``: rate or
 stress, run length, record schedule) and return an ``xarray.Dataset`` with the lattice runs'
-variable names on ``record`` (``time``, ``strain``, ``stress``, ``strain_rate``), so analysis treats
+variable names and clocks (``stress``, ``strain_rate`` on ``strain`` under imposed rate, with ``time``;
+``strain``, ``stress``, ``strain_rate`` on ``time`` under imposed stress), so analysis treats
 particle and lattice runs alike.
 
 The box is sheared by ``fix deform`` (tilt xy, Lees-Edwards ``remap v``), the particles follow
@@ -23,14 +24,12 @@ from datetime import datetime, timezone
 import numpy as np
 import xarray as xr
 from epmsweep.engine import ImposedRate, ImposedStress, ParameterError, __version__
+from epmsweep.engine.variables import declared
 
 from .configuration import Configuration
 from .model import Dissipation, GlassModel
 from .preparation import lammps_seeds
 from .simulation import Simulation
-
-STRESS = "LJ stress (epsilon_LS / sigma_LS^2)"
-TIME = "LJ time (sqrt(m sigma_LS^2 / epsilon_LS))"
 
 
 def shear(
@@ -68,18 +67,20 @@ def shear(
     Returns
     -------
     xarray.Dataset
-        ``time``, ``strain`` (total shear strain since the start), ``stress``, ``strain_rate`` on
-        ``record``; scalars ``peak_stress``, ``strain_at_peak`` (imposed rate) or ``stuck``
-        (imposed stress); scalar coordinates ``shear_rate`` or ``stress_imposed`` and ``seed``, so
-        that ``ds.expand_dims(("shear_rate", "seed"))`` (or a concat over seeds) has the layout of
-        an assembled sweep for ``epmsweep.analysis``; model, dissipation, protocol, seed and
-        version in ``attrs``.
+        ``stress``, ``strain_rate`` (and ``strain``, total shear strain since the start, under
+        imposed stress) on the protocol's clock ``strain`` or ``time`` as for lattice runs;
+        scalars ``peak_stress``, ``strain_at_peak`` (imposed rate) or ``stuck`` (imposed stress);
+        scalar coordinates ``shear_rate`` or ``stress_imposed`` and ``seed``, so that
+        ``ds.expand_dims(("shear_rate", "seed"))`` (or a concat over seeds) has the layout of an
+        assembled sweep for ``epmsweep.analysis``; model, dissipation, protocol, seed and version
+        in ``attrs``.
     """
     model, dissipation = model or GlassModel(), dissipation or Dissipation()
     if not isinstance(protocol, (ImposedRate, ImposedStress)):
         raise ParameterError("protocol", "must be ImposedRate or ImposedStress")
-    _, records, snaps = protocol.schedule(model.dt)
-    if snaps.size:
+    schedule = protocol.schedule(model.dt)
+    records = schedule.record_steps
+    if schedule.snapshot_steps.size:
         raise ParameterError("protocol.snapshot", "snapshots are not supported for particle runs")
     if isinstance(block, bool) or not isinstance(block, int) or block < 1:
         raise ParameterError("block", f"must be an integer >= 1, got {block!r}")
@@ -147,31 +148,26 @@ def shear(
             rec_strain.append(strain)
             acc_stress = acc_rate = 0.0
             acc_n = 0
-    time = records * dt
-    return _dataset(protocol, time, np.array(rec_strain), np.array(rec_stress), np.array(rec_rate),
-                    model, dissipation, feedback, block, arrest_rate, seed, config)  # fmt: skip
+    values = {
+        protocol.record_dim: schedule.record_clock, "time": records * dt, "strain": np.array(rec_strain),
+        "stress": np.array(rec_stress), "strain_rate": np.array(rec_rate),
+    }  # fmt: skip
+    return _dataset(protocol, values, model, dissipation, feedback, block, arrest_rate, seed, config)
 
 
-def _dataset(protocol, time, strain, stress, rate, model, dissipation, feedback, block, arrest_rate, seed, config):
-    def series(values, units, long_name):
-        return ("record", values, {"units": units, "long_name": long_name})
-
-    data = {
-        "time": series(time, TIME, "time since the start of the run"),
-        "strain": series(strain, "1", "macroscopic shear strain gamma since the start"),
-        "stress": series(stress, STRESS, "shear stress sigma_xy (mean over the record interval)"),
-        "strain_rate": series(rate, "1/time", "macroscopic shear rate (mean over the record interval)"),
-    }
+def _dataset(protocol, values, model, dissipation, feedback, block, arrest_rate, seed, config):
+    """The run in the engine's vocabulary: stresses are sigma_xy averaged over each record interval."""
+    time, strain, stress = values["time"], values["strain"], values["stress"]
     if isinstance(protocol, ImposedStress):
         i = int(np.searchsorted(time, 0.8 * time[-1]))
-        late_rate = (strain[-1] - strain[i]) / (time[-1] - time[i]) if i < time.size - 1 else rate[-1]
-        stuck = abs(late_rate) < arrest_rate
-        desc = "1 if arrested (late strain rate below arrest_rate)"
-        data["stuck"] = ((), np.int8(stuck), {"units": "1", "long_name": desc})
+        late_rate = (strain[-1] - strain[i]) / (time[-1] - time[i]) if i < time.size - 1 else values["strain_rate"][-1]
+        values["stuck"] = abs(late_rate) < arrest_rate  # arrested: late strain rate below arrest_rate
     else:
         i = int(np.argmax(stress))
-        data["peak_stress"] = ((), stress[i], {"units": STRESS, "long_name": "maximum stress over the run"})
-        data["strain_at_peak"] = ((), strain[i], {"units": "1", "long_name": "strain at the stress maximum"})
+        values.update(peak_stress=stress[i], strain_at_peak=strain[i])
+    names = [n for n in (*protocol.series, *protocol.scalars) if n in values]
+    coords = {n: declared(n, values[n], protocol) for n in (protocol.record_dim, *protocol.record_coords)}
+    data = {n: declared(n, values[n], protocol) for n in names}
     attrs = {
         **protocol.to_attrs(),
         **model.to_attrs(),
@@ -187,6 +183,6 @@ def _dataset(protocol, time, strain, stress, rate, model, dissipation, feedback,
         "epmsweep_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    coords = {"stress_imposed": protocol.stress} if isinstance(protocol, ImposedStress) else {}
-    coords = coords or {"shear_rate": protocol.shear_rate}
-    return xr.Dataset(data, coords={**coords, "seed": seed}, attrs=attrs)
+    primary = protocol.stress if isinstance(protocol, ImposedStress) else protocol.shear_rate
+    coords.update({protocol.primary_dim: primary, "seed": seed})
+    return xr.Dataset(data, coords=coords, attrs={**attrs, "record_dim": protocol.record_dim})

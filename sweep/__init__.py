@@ -8,6 +8,7 @@ Typical use in a notebook::
     tree["imposed_rate"].ds.stress
 """
 
+from .assemble import open_results
 from .client import open_client
 from .execute import assemble, run_sweep
 from .plan import Plan, Run, make_plan
@@ -23,6 +24,7 @@ __all__ = [
     "Spec",
     "SpecError",
     "assemble",
+    "open_results",
     "load_spec",
     "make_plan",
     "open_client",

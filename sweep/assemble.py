@@ -1,12 +1,15 @@
 """Assembly: stack the per-run files of a sweep into one labeled netCDF4 file (one group per protocol).
 
-The output is written with the netCDF4 library: fields (snapshots) run by run, so that they never
-sit in memory together; time series and scalars gathered first (n_runs x n_records values each)
-and written once, contiguous. It goes to a temporary name renamed at the end, so a file that
-exists is complete. Dimensions of a group: ``initial_state``, the protocol's axis (``shear_rate``
-or ``stress_imposed``), the model-parameter axes, ``seed``, then the engine's ``record``,
-``snapshot``, ``y``, ``x``. Missing or failed runs are NaN (integer variables: -1) and 0 in the
-``completed`` mask, never dropped.
+The output is written with the netCDF4 library, compressed: fields (snapshots) run by run, so
+that they never sit in memory together; time series and scalars gathered first (n_runs x
+n_records values each) and written once. It goes to a temporary name renamed at the end, so a
+file that exists is complete. Dimensions of a group: ``initial_state``, the protocol's axis
+(``shear_rate`` or ``stress_imposed``), the model-parameter axes (values sorted), ``seed``, then
+the protocol's clock (``strain`` or ``time``) and, when snapshots were taken, ``snapshot_strain``
+or ``snapshot_time``, ``y``, ``x``: every one an index coordinate. Names, units and dims come from
+``engine.variables``. Missing or failed runs are NaN (flags: False) and False in the ``completed``
+mask, never dropped. The root holds the steady-state ``summary`` of the groups, so that
+``xr.open_dataset(path)`` shows the headline results.
 """
 
 from __future__ import annotations
@@ -15,37 +18,29 @@ import contextlib
 import functools
 import multiprocessing
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 
 import netCDF4
 import numpy as np
-from epmsweep.engine import DEFAULT_SHEAR_MODULUS, __version__
+import xarray as xr
+from epmsweep.engine import DEFAULT_SHEAR_MODULUS, ParameterError, __version__
+from epmsweep.engine.variables import VARIABLES, parameter_variable, variable
 
 from .plan import Plan
-from .spec import PROTOCOLS, model_parameters
-from .store import NETCDF_LOCK, RunStore
+from .spec import model_parameters
+from .store import ASSEMBLY_COMPRESSION, NETCDF_LOCK, RunStore, netcdf_values
 
-COORD_ATTRS = {
-    "shear_rate": {"units": "1/time", "long_name": "imposed shear rate"},
-    "stress_imposed": {"units": "LJ stress", "long_name": "imposed external stress (creep)"},
-    "seed": {"units": "1", "long_name": "replica index (random streams derived from the base seed)"},
-    "initial_state": {"long_name": "initial state label"},
-    "shear_modulus": {"units": "LJ stress", "long_name": "shear modulus mu of the initial state"},
-}
-INT_FILL = -1
 PARALLEL_READ_FROM = 1000  # runs; below, starting reader processes costs more than it saves
 MAX_READERS = 8
 READ_CHUNK = 32
-
-
-def _engine_sizes(run) -> dict[str, int]:
-    params = model_parameters(run.model, run.overrides)
-    protocol = PROTOCOLS[run.protocol][0](**run.protocol_kwargs)
-    _, records, snaps = protocol.schedule(params.dt)
-    return {"record": records.size, "snapshot": snaps.size, "y": params.L, "x": params.L}
+FIELDS = ("local_stress", "threshold", "plastic")
+OPEN_HINT = (
+    "the runs are in one group per protocol: xr.open_dataset(path, group='imposed_rate'), "
+    "xr.open_datatree(path) or epmsweep.sweep.open_results(path); the root holds the steady-state summary"
+)
 
 
 def _shear_modulus(state) -> float:
@@ -80,98 +75,210 @@ def _reader(store: RunStore, n_runs: int) -> Iterator[Callable[[Iterable[str]], 
         yield lambda keys: pool.map(read, keys, chunksize=READ_CHUNK)
 
 
-def _write_group(root: netCDF4.Dataset, name: str, plan: Plan, store: RunStore, read: Callable) -> int:
-    """Write the group of protocol ``name`` from the runs ``read`` returns; returns the number present."""
+def _as_index(positions: np.ndarray) -> slice | np.ndarray:
+    """A slice where the positions are contiguous (the usual case), else the positions."""
+    if positions.size and np.array_equal(positions, np.arange(positions[0], positions[0] + positions.size)):
+        return slice(int(positions[0]), int(positions[0]) + positions.size)
+    return positions
+
+
+class _GroupLayout:
+    """The engine dims of a protocol's group: the union of every run's record and snapshot clocks
+    (identical for all runs unless ``dt`` is an axis) and the largest lattice."""
+
+    def __init__(self, runs: list):
+        self.protocol = runs[0].protocol_instance()  # fixed arguments are shared by the group
+        self.record_dim, self.snapshot_dim = self.protocol.record_dim, self.protocol.snapshot_dim
+        record_clocks, snapshot_clocks, sizes = [], [], []
+        for r in runs:
+            params = model_parameters(r.model, r.overrides)
+            schedule = r.protocol_instance().schedule(params.dt)
+            record_clocks.append(schedule.record_clock)
+            snapshot_clocks.append(schedule.snapshot_clock)
+            sizes.append(params.L)
+        self.record_clock = np.unique(np.concatenate(record_clocks))
+        self.snapshot_clock = np.unique(np.concatenate(snapshot_clocks))
+        self.L = max(sizes)
+        self.names = [*self.protocol.record_coords, *self.protocol.series, *self.protocol.scalars]
+        self.names += list(FIELDS) if self.snapshot_clock.size else []
+
+    @property
+    def coords(self) -> dict[str, np.ndarray]:
+        out = {self.record_dim: self.record_clock}
+        if self.snapshot_clock.size:
+            out.update({self.snapshot_dim: self.snapshot_clock, "y": np.arange(self.L), "x": np.arange(self.L)})
+        return out
+
+    def dims(self, name: str) -> tuple[str, ...]:
+        return variable(name).on(self.record_dim, self.snapshot_dim)
+
+    def position(self, variables: dict) -> dict[str, slice | np.ndarray]:
+        """Where a run's values go on each engine dim of the group."""
+        out = {}
+        for dim, clock in self.coords.items():
+            values = variables[dim][2]
+            out[dim] = slice(0, values.size) if dim in ("y", "x") else _as_index(np.searchsorted(clock, values))
+        return out
+
+
+def _create(grp, name: str, dtype: str, dims: tuple, attrs: dict, **layout):
+    """A variable of the assembled file in its stored form (booleans as int8, see ``netcdf_values``)."""
+    stored = np.dtype("i1") if dtype == "bool" else (str if dtype == "str" else np.dtype(dtype))
+    fill = {"fill_value": np.nan} if np.dtype(dtype).kind == "f" else {}
+    var = grp.createVariable(name, stored, dims, **fill, **layout)
+    var.setncatts({**attrs, **({"dtype": "bool"} if dtype == "bool" else {})})
+    return var
+
+
+def _coordinate(grp, name: str, dim: str, values) -> None:
+    values = np.asarray(values)  # one dtype from all values: [1, 0.5] is float
+    declared = variable(name) if name in VARIABLES else parameter_variable(name)
+    dtype = "str" if values.dtype.kind in "US" else values.dtype.name
+    var = _create(grp, name, dtype, (dim,), declared.attrs)
+    if dtype == "str":
+        for i, v in enumerate(values):
+            var[i] = str(v)
+    else:
+        var[:] = values
+
+
+def _write_group(root: netCDF4.Dataset, name: str, plan: Plan, store: RunStore, read: Callable) -> xr.Dataset:
+    """Write the group of protocol ``name`` from the runs ``read`` returns; returns its series and
+    scalars (without the fields) as an in-memory Dataset."""
     runs = [r for r in plan.runs if r.protocol == name]
-    dims = plan.dims[name]
-    coords = plan.coords[name]
+    dims, coords = plan.dims[name], plan.coords[name]
+    layout = _GroupLayout(runs)
     grp = root.createGroup(name)
     for dim in dims:
         grp.createDimension(dim, len(coords[dim][1]))
+    for dim, values in layout.coords.items():
+        grp.createDimension(dim, values.size)
+        _coordinate(grp, dim, dim, values)
     for cname, (dim, values) in coords.items():
-        if cname == "initial_state":
-            var = grp.createVariable(cname, str, (dim,))
-            for i, v in enumerate(values):
-                var[i] = v
-        else:
-            var = grp.createVariable(cname, "f8" if isinstance(values[0], float) else "i8", (dim,))
-            var[:] = np.asarray(values)
-        var.setncatts(COORD_ATTRS.get(cname, {"long_name": f"model parameter {cname}"}))
-    mu = grp.createVariable("shear_modulus", "f8", ("initial_state",))
-    mu[:] = [_shear_modulus(s) for s in plan.spec.states]
-    mu.setncatts(COORD_ATTRS["shear_modulus"])
+        _coordinate(grp, cname, dim, values)
+    _coordinate(grp, "shear_modulus", "initial_state", [_shear_modulus(s) for s in plan.spec.states])
     fixed, _ = plan.spec.protocols[name]
-    grp.setncatts({"protocol": name, **{k: str(v) if isinstance(v, tuple) else v for k, v in fixed.items()}})
+    grp.setncatts({
+        "protocol": name, "record_dim": layout.record_dim, "snapshot_dim": layout.snapshot_dim,
+        **{k: str(v) if isinstance(v, tuple) else v for k, v in fixed.items()},
+    })  # fmt: skip
 
-    # coordinates that are not dimensions (shear_modulus, zipped axes) are attached CF-style
-    aux_coords = " ".join(["shear_modulus", *(c for c in coords if c not in dims)])
+    # coordinates that are not dimensions (shear_modulus, zipped axes, the record's other clock), CF-style
+    aux = ["shear_modulus", *(c for c in coords if c not in dims)]
     shape = tuple(len(coords[d][1]) for d in dims)
-    completed = np.zeros(shape, np.int8)
-    stored = store.stored_keys()
-    sizes = {d: 0 for d in ("record", "snapshot", "y", "x")}
-    for r in runs:
-        for d, n in _engine_sizes(r).items():
-            sizes[d] = max(sizes[d], n)
+    sizes = {d: v.size for d, v in layout.coords.items()}
     out_vars, buffers = {}, {}
+    for vname in layout.names:
+        declared, vdims = variable(vname), layout.dims(vname)
+        links = aux + [c for c in layout.protocol.record_coords if c != vname and layout.record_dim in vdims]
+        attrs = {**declared.attrs, "coordinates": " ".join(links)}
+        # fields are streamed, one run a chunk; series and scalars gathered and written once
+        chunks = {"chunksizes": [1] * len(dims) + [sizes[d] for d in vdims]} if vname in FIELDS else {}
+        out_vars[vname] = _create(grp, vname, declared.dtype, dims + vdims, attrs, **chunks, **ASSEMBLY_COMPRESSION)
+        if vname not in FIELDS:
+            buffers[vname] = np.full(shape + tuple(sizes[d] for d in vdims), declared.fill_value(), declared.dtype)
+    completed = np.zeros(shape, bool)
+    stored = store.stored_keys()
     present = [r for r in runs if r.key in stored]
     for r, variables in zip(present, read(r.key for r in present), strict=True):
         if variables is None:
             continue
-        if not out_vars:  # the first stored run is the template of the variables
-            for d, n in sizes.items():
-                grp.createDimension(d, n)
-            for vname, (vdims, attrs, data) in variables.items():
-                fill = INT_FILL if data.dtype.kind in "iu" else np.nan
-                gathered = "x" not in vdims  # series and scalars: written once, contiguous
-                if not gathered:  # fields: one run a chunk
-                    layout = {"chunksizes": [1] * len(dims) + [sizes[d] for d in vdims]}
-                else:  # (an empty variable cannot be contiguous)
-                    layout = {"contiguous": all(sizes[d] for d in vdims)}
-                out = grp.createVariable(vname, data.dtype, dims + vdims, fill_value=fill, **layout)
-                out.setncatts({**attrs, "coordinates": aux_coords})
-                out_vars[vname] = out
-                if gathered:  # fields are streamed run by run
-                    buffers[vname] = np.full(shape + tuple(sizes[d] for d in vdims), fill, data.dtype)
+        position = layout.position(variables)
         for vname, out in out_vars.items():
-            data = variables[vname][2]
-            where = r.index + tuple(slice(0, n) for n in data.shape)
+            where = r.index + tuple(position[d] for d in layout.dims(vname))
             if vname in buffers:
-                buffers[vname][where] = data
+                buffers[vname][where] = variables[vname][2]
             else:
-                out[where] = data
-        completed[r.index] = 1
+                out[where] = variables[vname][2]
+        completed[r.index] = True
     for vname, data in buffers.items():
-        out_vars[vname][...] = data
-    mask = grp.createVariable("completed", "i1", dims)
-    mask[...] = completed
-    mask.setncatts(
-        {"units": "1", "long_name": "1 if the run is present, 0 if missing or failed", "coordinates": aux_coords}
+        out_vars[vname][...] = netcdf_values(data, {})[0]
+    mask = _create(grp, "completed", "bool", dims, {**variable("completed").attrs, "coordinates": " ".join(aux)})
+    mask[...] = completed.astype(np.int8)
+    record_coords = {c: (dims + layout.dims(c), buffers.pop(c)) for c in layout.protocol.record_coords}
+    return xr.Dataset(
+        {v: (dims + layout.dims(v), data) for v, data in buffers.items()} | {"completed": (dims, completed)},
+        coords={**{c: values for c, values in coords.items()}, layout.record_dim: layout.record_clock, **record_coords},
+        attrs={"protocol": name},
     )
-    return int(completed.sum())
+
+
+def summary(groups: Mapping[str, xr.Dataset]) -> xr.Dataset:
+    """The headline results of an assembled sweep, kept at its root: steady stress per shear rate,
+    steady strain rate of the flowing runs and stuck fraction per imposed stress, with errors.
+
+    ``groups``: the per-protocol Datasets (``imposed_rate``, ``imposed_stress``) of the sweep."""
+    from epmsweep.analysis import steady_strain_rate, steady_stress
+
+    parts = []
+    if "imposed_rate" in groups:
+        st = steady_stress(groups["imposed_rate"])
+        parts.append(st[["stress", "stress_err"]].rename(stress="steady_stress", stress_err="steady_stress_err"))
+    if "imposed_stress" in groups:
+        sr = steady_strain_rate(groups["imposed_stress"])
+        names = {"strain_rate": "steady_strain_rate", "strain_rate_err": "steady_strain_rate_err"}
+        parts.append(sr[[*names, "stuck_fraction"]].rename(names))
+    out = xr.merge(parts, compat="override", combine_attrs="drop_conflicts").drop_attrs(deep=False)
+    out = out.drop_vars([c for c in out.coords if c not in out.dims and c != "shear_modulus"])
+    for name in out.coords:  # the groups inherit the root's coordinates: same attributes
+        out[name].attrs = (variable(name) if name in VARIABLES else parameter_variable(name)).attrs
+    return out
+
+
+def _write_summary(root: netCDF4.Dataset, headline: xr.Dataset) -> None:
+    for dim, size in headline.sizes.items():
+        root.createDimension(dim, size)
+    for name, coord in headline.coords.items():
+        _coordinate(root, name, coord.dims[0], coord.values)
+    for name, var in headline.data_vars.items():
+        out = _create(root, name, "float64", var.dims, {**var.attrs, "coordinates": "shear_modulus"})
+        out[...] = var.values
 
 
 def assemble_plan(plan: Plan, store: RunStore, out_path: str | os.PathLike) -> Path:
     """Write the assembled file of ``plan`` from ``store`` to ``out_path`` (atomically).
 
     Every run file is verified as it is read; a corrupt or outdated one is removed and counted
-    as missing.
+    as missing. The root holds ``summary`` of the groups.
     """
     out_path = Path(out_path)
     tmp = out_path.with_name(f".{out_path.name}.tmp{os.getpid()}")
     with NETCDF_LOCK, netCDF4.Dataset(tmp, "w", format="NETCDF4") as root:
         root.setncatts(
             {
+                "title": f"epmsweep sweep {plan.spec.name}",
                 "name": plan.spec.name,
                 "epmsweep_version": __version__,
                 "base_seed": plan.spec.seed,
                 "spec": plan.spec.text,
                 "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "runs_planned": len(plan.runs),
+                "groups": " ".join(plan.dims),
+                "how_to_open": OPEN_HINT,
                 "Conventions": "CF-1.8",
             }
         )
         with _reader(store, len(plan.runs)) as read:
-            completed = sum(_write_group(root, name, plan, store, read) for name in plan.dims)
-        root.setncattr("runs_completed", completed)
+            groups = {name: _write_group(root, name, plan, store, read) for name in plan.dims}
+        root.setncattr("runs_completed", sum(int(g["completed"].sum()) for g in groups.values()))
+        _write_summary(root, summary(groups))
     os.replace(tmp, out_path)
     return out_path
+
+
+def open_results(path: str | os.PathLike) -> xr.DataTree:
+    """Open an assembled sweep file as a DataTree: the summary at the root, one group per protocol.
+
+    Raises ParameterError naming the file if it is missing or not an assembled sweep.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ParameterError(str(path), "assembled sweep file does not exist")
+    try:
+        tree = xr.open_datatree(path, engine="netcdf4")
+    except Exception as exc:  # the netCDF library raises several types for foreign files
+        raise ParameterError(str(path), f"not a readable netCDF file ({exc})") from None
+    if "groups" not in tree.attrs:
+        tree.close()
+        raise ParameterError(str(path), "not an assembled epmsweep sweep (no 'groups' attribute)")
+    return tree

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from epmsweep.engine import RESULT_FORMAT_VERSION, ImposedRate, ImposedStress, InitialState, ModelParameters
+from epmsweep.engine import RESULT_FORMAT_VERSION, InitialState, ModelParameters, Protocol
 
 from .spec import PRIMARY_DIMS, PROTOCOLS, Spec, StateSpec, axis_groups, model_parameters
 
@@ -69,12 +69,15 @@ class Run:
         coords = {"protocol": self.protocol, **self.coords}
         return np.random.SeedSequence(self.base_seed, spawn_key=spawn_key(DYNAMICS_STREAM, coords))
 
-    def build(self) -> tuple[ModelParameters, InitialState, ImposedRate | ImposedStress]:
+    def protocol_instance(self) -> Protocol:
+        """The engine protocol of this run."""
+        return PROTOCOLS[self.protocol][0](**self.protocol_kwargs)
+
+    def build(self) -> tuple[ModelParameters, InitialState, Protocol]:
         """The engine's inputs for this run."""
         params = model_parameters(self.model, self.overrides)
         state = self.state.build(params.L, self.state_seed)
-        protocol = PROTOCOLS[self.protocol][0](**self.protocol_kwargs)
-        return params, state, protocol
+        return params, state, self.protocol_instance()
 
 
 @dataclass(frozen=True)
@@ -92,14 +95,20 @@ def run_key(run_fields: dict) -> str:
     return hashlib.sha256(canonical_json({**run_fields, "result_format": RESULT_FORMAT_VERSION}).encode()).hexdigest()
 
 
+def sorted_order(values: tuple) -> list[int]:
+    """Positions of ``values`` in increasing order: assembled axes are sorted whatever the order
+    in which the sweep file lists them (a sweep extended with a value between two others)."""
+    return sorted(range(len(values)), key=lambda i: values[i])
+
+
 def _protocol_runs(spec: Spec, name: str) -> Iterator[Run]:
     fixed, primary_values = spec.protocols[name]
     _, primary_arg = PROTOCOLS[name]
     groups = axis_groups(spec)
-    ranges = [range(len(spec.states)), range(len(primary_values))]
-    ranges += [range(len(g[0].values)) for g in groups] + [range(spec.replicas)]
-    for index in itertools.product(*ranges):
-        si, pi, *gis, replica = index
+    orders = [range(len(spec.states)), sorted_order(primary_values)]
+    orders += [sorted_order(g[0].values) for g in groups] + [range(spec.replicas)]
+    for index in itertools.product(*(range(len(o)) for o in orders)):
+        si, pi, *gis, replica = (o[i] for o, i in zip(orders, index, strict=True))
         state = spec.states[si]
         overrides = {a.name: a.values[gi] for g, gi in zip(groups, gis, strict=True) for a in g}
         coords = {"initial_state": state.label, PRIMARY_DIMS[name]: primary_values[pi]}
@@ -127,12 +136,13 @@ def make_plan(spec: Spec) -> Plan:
         dims[name] = ("initial_state", primary, *(g[0].dim for g in groups), "seed")
         c = {
             "initial_state": ("initial_state", [s.label for s in spec.states]),
-            primary: (primary, list(spec.protocols[name][1])),
+            primary: (primary, sorted(spec.protocols[name][1])),
             "seed": ("seed", list(range(spec.replicas))),
         }
         for g in groups:
+            order = sorted_order(g[0].values)  # a zip group follows its first axis
             for a in g:
-                c[a.dim] = (g[0].dim, list(a.values))
+                c[a.dim] = (g[0].dim, [a.values[i] for i in order])
         coords[name] = c
         runs.extend(_protocol_runs(spec, name))
     return Plan(spec, tuple(runs), dims, coords)

@@ -29,15 +29,15 @@ def rate_dataset(rates, curve, n_seeds=6, n_rec=201, noise=0.0):
     """Imposed-rate series: stress(strain) = curve(rate, strain) + noise, strain 0..8."""
     strain = np.linspace(0, 8, n_rec)
     stress = np.array([[curve(g, strain) + noise * RNG.normal(size=n_rec) for _ in range(n_seeds)] for g in rates])
-    dims = ("shear_rate", "seed", "record")
+    dims = ("shear_rate", "seed", "strain")  # the layout of an assembled imposed-rate group
     return xr.Dataset(
-        {
-            "stress": (dims, stress),
-            "strain": (dims, np.broadcast_to(strain, stress.shape)),
+        {"stress": (dims, stress)},
+        coords={
+            "shear_rate": list(rates), "seed": range(n_seeds), "strain": strain,
             "time": (dims, strain / np.asarray(rates)[:, None, None] * np.ones(stress.shape)),
         },
-        coords={"shear_rate": list(rates), "seed": range(n_seeds)},
-    )
+        attrs={"protocol": "imposed_rate"},
+    )  # fmt: skip
 
 
 def creep_dataset(stresses, rate_of, stuck=None, n_seeds=4):
@@ -46,17 +46,17 @@ def creep_dataset(stresses, rate_of, stuck=None, n_seeds=4):
     rates = np.array([[rate_of(s, time) for _ in range(n_seeds)] for s in stresses])
     gained = np.cumsum(rates[..., 1:] * np.diff(time), axis=-1)
     strain = np.concatenate([np.zeros(rates.shape[:-1] + (1,)), gained], axis=-1)
-    dims = ("stress_imposed", "seed", "record")
-    stuck = np.zeros(rates.shape[:-1]) if stuck is None else stuck
+    dims = ("stress_imposed", "seed", "time")  # the layout of an assembled imposed-stress group
+    stuck = np.zeros(rates.shape[:-1], bool) if stuck is None else np.asarray(stuck, bool)
     return xr.Dataset(
         {
             "strain_rate": (dims, rates),
             "strain": (dims, strain),
-            "time": (dims, np.broadcast_to(time, rates.shape)),
             "stuck": (dims[:2], stuck),
-            "arrest_time": (dims[:2], np.where(stuck == 1, 50.0, np.nan)),
+            "arrest_time": (dims[:2], np.where(stuck, 50.0, np.nan)),
         },
-        coords={"stress_imposed": list(stresses), "seed": range(n_seeds)},
+        coords={"stress_imposed": list(stresses), "seed": range(n_seeds), "time": time},
+        attrs={"protocol": "imposed_stress"},
     )
 
 
@@ -126,7 +126,7 @@ def test_flow_curve_at_another_shear_modulus():
 def test_histograms_are_normalised_with_correct_means():
     thr = RNG.weibull(1.5, size=(2, 3, 4, 16, 16)) * 0.57
     stress = RNG.normal(0.3, 0.1, thr.shape)
-    dims = ("shear_rate", "seed", "snapshot", "y", "x")
+    dims = ("shear_rate", "seed", "snapshot_strain", "y", "x")
     ds = xr.Dataset({"threshold": (dims, thr), "local_stress": (dims, stress)}, coords={"shear_rate": [1e-3, 1e-4]})
     pa = threshold_distribution(ds, bins=np.linspace(0, 4, 201))
     width = np.diff(pa.threshold_edges.values)

@@ -104,7 +104,8 @@ def assert_same_trajectory(a, b, atol=1e-10):
     """Two runs took the same switching decisions: equal plastic states and thresholds, and
     stresses equal up to round-off."""
     for k in ("plastic_fraction", "threshold", "plastic", "stuck"):
-        np.testing.assert_array_equal(a[k].values, b[k].values, err_msg=k)
+        if k in a or k in b:  # stuck: imposed stress only
+            np.testing.assert_array_equal(a[k].values, b[k].values, err_msg=k)
     for k in ("stress", "plastic_strain", "local_stress"):
         np.testing.assert_allclose(a[k].values, b[k].values, rtol=0, atol=atol, err_msg=k)
 
@@ -171,7 +172,7 @@ def test_same_seed_same_run_different_seed_different_run():
 
 def test_output_labels_units_and_provenance():
     ds = simulate(P16, InitialState.rejuvenated(16, seed=0), ImposedRate(1e-2, strain_end=0.2), seed=1)
-    assert ds.stress.dims == ("record",) and ds.threshold.dims == ("snapshot", "y", "x")
+    assert ds.stress.dims == ("strain",) and "threshold" not in ds  # no snapshots asked for
     for name in ("time", "strain", "stress", "strain_rate", "plastic_fraction", "peak_stress"):
         assert ds[name].attrs["units"] and ds[name].attrs["long_name"]
     for key in ("L", "tau_pl", "tau_res", "dt", "shear_rate", "shear_modulus", "seed_entropy", "epmsweep_version"):

@@ -28,7 +28,7 @@ def test_prepare_measure_and_shear_from_the_command_line(tmp_path, client):
     out = run("shear", "glass.nc", "flow.nc", "--rate", "0.01", "--strain-end", "0.1", "--n-records", "5", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     flow = xr.load_dataset(tmp_path / "flow.nc")
-    assert flow.sizes["record"] == 6 and float(flow.strain[-1]) == 0.1
+    assert flow.sizes["strain"] == 6 and float(flow.strain[-1]) == 0.1
 
 
 def test_bad_input_exits_2_with_the_field_named(tmp_path):

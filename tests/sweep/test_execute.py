@@ -43,12 +43,12 @@ def test_assembled_dataset_labels_and_values(tmp_path, client):
     spec = parse_spec(small_spec())
     tree = run_sweep(spec, out=tmp_path, client=client, progress=False)
     rate = tree["imposed_rate"].to_dataset()
-    assert rate["stress"].dims == ("initial_state", "shear_rate", "seed", "record")
-    assert rate["threshold"].dims == ("initial_state", "shear_rate", "seed", "snapshot", "y", "x")
+    assert rate["stress"].dims == ("initial_state", "shear_rate", "seed", "strain")
+    assert rate["threshold"].dims == ("initial_state", "shear_rate", "seed", "snapshot_strain", "y", "x")
     assert list(rate.initial_state.values) == ["rejuvenated", "annealed"]
     np.testing.assert_allclose(rate.shear_rate, [0.01, 0.03])
     assert "shear_modulus" in rate.coords and rate["stress"].attrs["units"]
-    assert rate.shear_rate.attrs["units"] == "1/time"
+    assert rate.shear_rate.attrs["units"] == "1 / tau_LJ"
     assert tree.attrs["epmsweep_version"] and tree.attrs["base_seed"] == 7 and "imposed_rate" in tree.attrs["spec"]
     # one run recomputed directly with the engine equals its slice of the assembly, bit for bit
     run = next(r for r in make_plan(spec).runs if r.protocol == "imposed_stress" and r.coords["seed"] == 1)
@@ -59,7 +59,7 @@ def test_assembled_dataset_labels_and_values(tmp_path, client):
     for name in ("time", "strain", "stress", "strain_rate", "plastic_fraction", "arrest_time"):
         np.testing.assert_array_equal(sliced[name].values, direct[name].values, err_msg=name)
     # the replicas of one state start from the same map at every rate
-    first = rate["threshold"].isel(snapshot=0)
+    first = rate["threshold"].isel(snapshot_strain=0)
     assert not np.array_equal(first.isel(seed=0, shear_rate=0), first.isel(seed=1, shear_rate=0))
 
 
