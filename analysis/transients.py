@@ -9,6 +9,11 @@ from epmsweep.engine.units import RATE, STRESS, TIME
 from .steady_state import REPLICA_DIM, completed, record_dim, steady_strain_rate, steady_stress
 
 
+def _at(da: xr.DataArray, dim: str, index: xr.DataArray) -> xr.DataArray:
+    """``da`` at ``index`` along ``dim``, without the selected coordinate."""
+    return da.isel({dim: index}).drop_vars(dim)
+
+
 def stress_overshoot(ds: xr.Dataset, start_fraction: float = 0.5) -> xr.Dataset:
     """Peak of the replica-averaged stress-strain curve, its strain, and the overshoot above steady.
 
@@ -19,12 +24,12 @@ def stress_overshoot(ds: xr.Dataset, start_fraction: float = 0.5) -> xr.Dataset:
     curve = ds["stress"].mean(REPLICA_DIM)
     strain = (ds["strain"] + xr.zeros_like(ds["stress"])).mean(REPLICA_DIM)
     i_peak = curve.fillna(-np.inf).argmax(rd)
-    peak = curve.isel({rd: i_peak}).drop_vars(rd)
+    peak = _at(curve, rd, i_peak)
     steady = steady_stress(ds, start_fraction)["stress"]
     return xr.Dataset(
         {
             "peak_stress": peak.assign_attrs(units=STRESS, long_name="peak stress"),
-            "strain_at_peak": strain.isel({rd: i_peak}).drop_vars(rd).assign_attrs(units="1", long_name="strain at the peak"),
+            "strain_at_peak": _at(strain, rd, i_peak).assign_attrs(units="1", long_name="strain at the peak"),
             "steady_stress": steady,
             "overshoot": (peak - steady).assign_attrs(units=STRESS, long_name="stress overshoot"),
         }
@@ -46,13 +51,13 @@ def creep_minimum(ds: xr.Dataset) -> xr.Dataset:
     position = xr.DataArray(np.arange(ds.sizes[rd]), dims=rd)
     after = (position >= i_min) & (rate >= 0.5 * steady)
     first = after.argmax(rd)
-    fluid_time = time.isel({rd: first}).drop_vars(rd).where(after.any(rd))
+    fluid_time = _at(time, rd, first).where(after.any(rd))
     return xr.Dataset(
         {
-            "minimum_rate": positive.isel({rd: i_min}).drop_vars(rd).assign_attrs(units=RATE, long_name="minimum strain rate"),
-            "minimum_time": time.isel({rd: i_min}).drop_vars(rd).assign_attrs(units=TIME, long_name="time of the minimum"),
+            "minimum_rate": _at(positive, rd, i_min).assign_attrs(units=RATE, long_name="minimum strain rate"),
+            "minimum_time": _at(time, rd, i_min).assign_attrs(units=TIME, long_name="time of the minimum"),
             "steady_rate": steady,
-            "depth": (steady / positive.isel({rd: i_min}).drop_vars(rd)).assign_attrs(units="1", long_name="steady / minimum rate"),
+            "depth": (steady / _at(positive, rd, i_min)).assign_attrs(units="1", long_name="steady / minimum rate"),
             "fluidisation_time": fluid_time.assign_attrs(units=TIME, long_name="fluidisation time"),
         }
     )

@@ -14,7 +14,7 @@ from .parameters import ModelParameters
 from .propagator import real_space_propagator
 from .protocols import ImposedRate, ImposedStress, Protocol
 from .redistribution import tiled_kernel
-from .variables import declared
+from .variables import entry
 from .version import RESULT_FORMAT_VERSION, __version__
 
 REDISTRIBUTION = ("auto", "deferred", "sparse", "fft")
@@ -168,7 +168,7 @@ def simulate(
     values[protocol.record_dim] = sched.record_clock
 
     def declare(names) -> dict:
-        return {name: declared(name, values[name], protocol) for name in names}
+        return {name: entry(name, values[name], protocol) for name in names}
 
     coords = declare((protocol.record_dim, *protocol.record_coords))
     data = declare((*protocol.series, *protocol.scalars))

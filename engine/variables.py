@@ -125,7 +125,7 @@ def variable(name: str) -> Variable:
         raise KeyError(f"{name!r} is not a declared output variable; declared: {sorted(VARIABLES)}") from None
 
 
-def declared(name: str, values, protocol) -> tuple[tuple[str, ...], np.ndarray, dict[str, str]]:
+def entry(name: str, values, protocol) -> tuple[tuple[str, ...], np.ndarray, dict[str, str]]:
     """``(dims, values, attrs)`` of variable ``name`` for a Dataset of a run under ``protocol`` (any
     object with ``record_dim`` and ``snapshot_dim``), values cast to the declared dtype."""
     var = variable(name)

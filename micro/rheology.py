@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 import numpy as np
 import xarray as xr
 from epmsweep.engine import ImposedRate, ImposedStress, ParameterError, __version__
-from epmsweep.engine.variables import declared
+from epmsweep.engine.variables import entry
 
 from .configuration import Configuration
 from .model import Dissipation, GlassModel
@@ -166,8 +166,8 @@ def _dataset(protocol, values, model, dissipation, feedback, block, arrest_rate,
         i = int(np.argmax(stress))
         values.update(peak_stress=stress[i], strain_at_peak=strain[i])
     names = [n for n in (*protocol.series, *protocol.scalars) if n in values]
-    coords = {n: declared(n, values[n], protocol) for n in (protocol.record_dim, *protocol.record_coords)}
-    data = {n: declared(n, values[n], protocol) for n in names}
+    coords = {n: entry(n, values[n], protocol) for n in (protocol.record_dim, *protocol.record_coords)}
+    data = {n: entry(n, values[n], protocol) for n in names}
     attrs = {
         **protocol.to_attrs(),
         **model.to_attrs(),
