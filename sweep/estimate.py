@@ -119,11 +119,16 @@ def estimate(plan: Plan, *, budget: float = DEFAULT_BUDGET, max_points: int = MA
     return Estimate(run_seconds, len(points), len(measured), time.perf_counter() - start)
 
 
+def _short(v) -> str:
+    if not isinstance(v, float):
+        return str(v)
+    text = f"{v:.6g}"
+    return text if any(c in text for c in ".en") else f"{text}.0"  # a float reads as one: 2.0, not 2
+
+
 def _span(values) -> str:
-    values = list(values)
-    if len(values) == 1:
-        return f"{values[0]}"
-    return f"{values[0]}..{values[-1]}"
+    values = [_short(v) for v in values]
+    return values[0] if len(values) == 1 else f"{values[0]}..{values[-1]}"
 
 
 def describe(plan: Plan, stored: set[str]) -> list[str]:
