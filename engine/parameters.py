@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
-from .errors import ParameterError, check_positive
+from .declarations import check_declared, declared
+from .errors import ParameterError
 from .thresholds import ThresholdDistribution
 
 KERNEL_VARIANTS = ("continuum", "lattice")
@@ -35,33 +36,22 @@ class ModelParameters:
         Rescale the propagator so that its self term is -1 (literature variant, not the paper's).
     """
 
-    L: int = 32
-    tau: float = 1.0
-    tau_pl: float = 1.0
-    tau_res: float = 2.0
-    dt: float = 0.01
+    L: int = declared(32, ge=2, le=4096, note="(memory)")
+    tau: float = declared(1.0, gt=0)
+    tau_pl: float = declared(1.0, gt=0)
+    tau_res: float = declared(2.0, gt=0)
+    dt: float = declared(0.01, gt=0)
     thresholds: ThresholdDistribution = field(default_factory=ThresholdDistribution)
-    kernel: str = "continuum"
+    kernel: str = declared("continuum", choices=KERNEL_VARIANTS)
     normalise_self: bool = False
 
     def __post_init__(self) -> None:
-        if isinstance(self.L, bool) or not isinstance(self.L, int) or self.L < 2:
-            raise ParameterError("L", f"must be an integer >= 2, got {self.L!r}")
-        if self.L > 4096:
-            raise ParameterError("L", f"must be <= 4096 (memory), got {self.L}")
-        for name in ("tau", "tau_pl", "tau_res", "dt"):
-            object.__setattr__(self, name, check_positive(name, getattr(self, name)))
+        check_declared(self)
         shortest = min(self.tau, self.tau_pl, self.tau_res)
         if self.dt > 0.1 * shortest:
             raise ParameterError(
                 "dt", f"must be <= 0.1 x the shortest time scale ({shortest:g}), got {self.dt:g}"
             )
-        if self.kernel not in KERNEL_VARIANTS:
-            raise ParameterError("kernel", f"must be one of {KERNEL_VARIANTS}, got {self.kernel!r}")
-        if not isinstance(self.normalise_self, bool):
-            raise ParameterError("normalise_self", f"must be true or false, got {self.normalise_self!r}")
-        if not isinstance(self.thresholds, ThresholdDistribution):
-            raise ParameterError("thresholds", "must be a ThresholdDistribution")
 
     @property
     def n_sites(self) -> int:

@@ -2,37 +2,19 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
 
-from .errors import ParameterError, check_non_negative, check_positive
+from .declarations import check_declared, declared
+from .errors import ParameterError
 
 MAX_RECORDS = 10**6
 
 
-def _check_count(name: str, value: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_RECORDS:
-        raise ParameterError(name, f"must be an integer in 1..{MAX_RECORDS}, got {value!r}")
-    return value
-
-
 MAX_STEPS = 10**13
 """Longest run accepted, in time steps (about a month of compute at 4 million steps per second)."""
-
-
-def _check_times(name: str, values) -> tuple[float, ...]:
-    """A tuple of finite numbers >= 0, or ParameterError."""
-    out = []
-    for i, v in enumerate(values if isinstance(values, (tuple, list, np.ndarray)) else [values]):
-        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not math.isfinite(v):
-            raise ParameterError(f"{name}[{i}]", f"must be a finite number, got {v!r}")
-        if v < 0:
-            raise ParameterError(f"{name}[{i}]", f"must be >= 0, got {v!r}")
-        out.append(float(v))
-    return tuple(out)
 
 
 def _n_steps(name: str, duration: float, dt: float) -> int:
@@ -85,11 +67,11 @@ class ImposedRate:
         Strains at which the fields (stress, threshold, plastic state) are stored.
     """
 
-    shear_rate: float
-    strain_end: float | None = None
-    t_end: float | None = None
-    n_records: int = 200
-    snapshot_strains: tuple[float, ...] = ()
+    shear_rate: float = declared(gt=0)
+    strain_end: float | None = declared(None, gt=0)
+    t_end: float | None = declared(None, gt=0)
+    n_records: int = declared(200, ge=1, le=MAX_RECORDS)
+    snapshot_strains: tuple[float, ...] = declared((), ge=0)
 
     name = "imposed_rate"
     primary_dim = "shear_rate"
@@ -98,14 +80,9 @@ class ImposedRate:
     scalars = ("peak_stress", "strain_at_peak")
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "shear_rate", check_positive("shear_rate", self.shear_rate))
+        check_declared(self)
         if (self.strain_end is None) == (self.t_end is None):
             raise ParameterError("strain_end", "give exactly one of strain_end and t_end")
-        for name in ("strain_end", "t_end"):
-            if getattr(self, name) is not None:
-                object.__setattr__(self, name, check_positive(name, getattr(self, name)))
-        _check_count("n_records", self.n_records)
-        object.__setattr__(self, "snapshot_strains", _check_times("snapshot_strains", self.snapshot_strains))
 
     @property
     def duration(self) -> float:
@@ -160,11 +137,11 @@ class ImposedStress:
         Times at which the fields are stored.
     """
 
-    stress: float
-    t_end: float
-    n_records: int = 200
-    t_first_record: float | None = None
-    snapshot_times: tuple[float, ...] = ()
+    stress: float = declared(ge=0)
+    t_end: float = declared(gt=0)
+    n_records: int = declared(200, ge=1, le=MAX_RECORDS)
+    t_first_record: float | None = declared(None, gt=0)
+    snapshot_times: tuple[float, ...] = declared((), ge=0)
 
     name = "imposed_stress"
     primary_dim = "stress_imposed"
@@ -175,12 +152,7 @@ class ImposedStress:
     scalars = ("stuck", "arrest_time")
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "stress", check_non_negative("stress", self.stress))
-        object.__setattr__(self, "t_end", check_positive("t_end", self.t_end))
-        _check_count("n_records", self.n_records)
-        if self.t_first_record is not None:
-            object.__setattr__(self, "t_first_record", check_positive("t_first_record", self.t_first_record))
-        object.__setattr__(self, "snapshot_times", _check_times("snapshot_times", self.snapshot_times))
+        check_declared(self)
 
     @property
     def duration(self) -> float:

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import ParameterError, check_non_negative, check_positive
+from .declarations import check_declared, declared
+from .errors import ParameterError
 from .jit import jit
 
 WEIBULL, TABULATED = 0, 1
@@ -52,15 +53,13 @@ class ThresholdDistribution:
         ``shape``, ``scale`` and ``shift`` are then ignored.
     """
 
-    shape: float = 1.5
-    scale: float = 0.57
-    shift: float = 0.0
-    quantiles: tuple[float, ...] = ()
+    shape: float = declared(1.5, gt=0)
+    scale: float = declared(0.57, gt=0)
+    shift: float = declared(0.0, ge=0)
+    quantiles: tuple[float, ...] = declared((), ge=0)
 
     def __post_init__(self) -> None:
-        for name in ("shape", "scale"):
-            check_positive(f"thresholds.{name}", getattr(self, name))
-        check_non_negative("thresholds.shift", self.shift)
+        check_declared(self, prefix="thresholds.")
         if self.quantiles:
             q = np.asarray(self.quantiles, dtype=float)
             if q.ndim != 1 or q.size < 2 or not np.all(np.isfinite(q)) or q[0] < 0 or np.any(np.diff(q) < 0):

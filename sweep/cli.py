@@ -1,4 +1,8 @@
-"""The ``epmsweep`` command: run, status, assemble, demo, plot, doctor, micro."""
+"""The ``epmsweep`` command: plan, run, status, assemble, demo, plot, doctor, micro.
+
+``--out`` is the store folder (``<out>/<name>/runs``, ``<out>/<name>.nc``) for every command that
+takes it; figures go to ``--figures`` (default: ``<dataset stem>_figures/`` next to the dataset).
+"""
 
 from __future__ import annotations
 
@@ -13,10 +17,12 @@ from pathlib import Path
 
 from epmsweep.deploy.config import KINDS, default_out, use_config_file
 from epmsweep.engine import ParameterError, __version__
+from epmsweep.engine.cost import DEFAULT_BUDGET
 
 from .client import add_client_options, add_config_option, client_from_args
-from .execute import assemble, run_sweep
-from .spec import parse_spec
+from .execute import assemble, assembled_path, run_sweep
+from .plan import make_plan
+from .spec import PROTOCOLS, parse_spec
 from .store import RunStore
 
 
@@ -43,8 +49,23 @@ def _sigterm_stops_like_ctrl_c():
 
 
 def _add_out_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", default=None, help="output folder (default: epmsweep.deploy.out: results)")
+    p.add_argument(
+        "--out", default=None,
+        help="store folder: <out>/<name>/runs, the assembled <out>/<name>.nc (default: epmsweep.deploy.out: results)",
+    )  # fmt: skip
     add_config_option(p)
+
+
+def _add_figures_option(p: argparse.ArgumentParser, default: str) -> None:
+    p.add_argument("--figures", default=None, metavar="DIR", help=f"folder of the PNG figures (default: {default})")
+
+
+def _stored_sweep(out: str, name: str) -> RunStore:
+    """The store of sweep ``name`` under ``out``, or ParameterError if there is none."""
+    store = RunStore(out, name)
+    if not (store.root / "plan.json").is_file() or not (store.root / "spec.json").is_file():
+        raise ParameterError(name, f"no sweep of that name under {out} (no {store.root / 'plan.json'})")
+    return store
 
 
 def _add_cluster_options(p: argparse.ArgumentParser) -> None:
@@ -62,6 +83,24 @@ def _check_out(out: str) -> None:
         raise ParameterError("--out", f"cannot make the output folder {out}: {existing} is a file")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise ParameterError("--out", f"cannot make the output folder {out}: {existing} is not writable")
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from .estimate import describe, describe_estimate, estimate
+
+    spec = parse_spec(args.spec)
+    plan = make_plan(spec)
+    stored = RunStore(args.out, spec.name).stored_keys() & {r.key for r in plan.runs}
+    print(f"{spec.name}: {args.spec} -> {Path(args.out) / spec.name}")
+    for line in describe(plan, stored):
+        print(line)
+    if getattr(args, "no_estimate", False):
+        return 0
+    sys.stdout.flush()
+    est = estimate(plan, budget=args.budget)
+    for line in describe_estimate(plan, stored, est, cores=getattr(args, "workers", None)):
+        print(line)
+    return 0
 
 
 def _run(args: argparse.Namespace, spec_file: str) -> int:
@@ -86,13 +125,15 @@ def _plot(tree, outdir: Path) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if args.dry_run:
+        return cmd_plan(args)
     return _run(args, args.spec)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     spec = str(files("epmsweep.sweep") / "demo.yaml")
     code = _run(args, spec)
-    _plot(assemble(args.out, "demo"), Path(args.out) / "demo_figures")
+    _plot(assemble(args.out, "demo"), Path(args.figures or figures_folder(assembled_path(args.out, "demo"))))
     return code
 
 
@@ -104,8 +145,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     if not names:
         print(f"no sweeps under {out}")
         return 1
-    for name in names:
-        store = RunStore(out, name)
+    stores = [_stored_sweep(args.out, name) for name in names]
+    for name, store in zip(names, stores, strict=True):
         s = store.status()
         print(f"{name}: {s.planned} planned, {s.done} done, {s.pending} pending, {s.failed} failed")
         for key, rec in sorted(store.failures().items()):
@@ -116,18 +157,42 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_assemble(args: argparse.Namespace) -> int:
+    _stored_sweep(args.out, args.name)
     tree = assemble(args.out, args.name)
     print(f"{Path(args.out) / args.name}.nc: {tree.attrs['runs_completed']} of {tree.attrs['runs_planned']} runs")
     return 0
 
 
+def figures_folder(dataset: Path) -> Path:
+    """Default folder of a dataset's figures: ``<dataset stem>_figures`` next to it."""
+    return dataset.with_name(f"{dataset.stem}_figures")
+
+
+def _dataset_path(dataset: str, out: str) -> Path:
+    """An assembled dataset given as a path, or as a sweep name (``<out>/<name>.nc``)."""
+    path = Path(dataset)
+    if path.is_file():
+        return path
+    by_name = assembled_path(out, dataset)
+    if path.suffix != ".nc" and by_name.is_file():
+        return by_name
+    where = "no such file" if path.suffix == ".nc" or path.parent != Path() else f"neither a file nor {by_name}"
+    raise ParameterError(dataset, f"no assembled dataset ({where})")
+
+
 def cmd_plot(args: argparse.Namespace) -> int:
     import xarray as xr
 
-    path = Path(args.dataset)
-    if not path.is_file():
-        raise ParameterError(str(path), "dataset file does not exist")
-    _plot(xr.open_datatree(path, engine="netcdf4"), Path(args.figures or path.with_suffix("")))
+    path = _dataset_path(args.dataset, args.out)
+    try:
+        tree = xr.open_datatree(path, engine="netcdf4")
+    except (OSError, ValueError, RuntimeError) as err:
+        raise ParameterError(str(path), f"not a netCDF4 file ({type(err).__name__}: {err})") from None
+    if not set(tree.children) & set(PROTOCOLS):
+        tree.close()
+        raise ParameterError(str(path), f"not an assembled sweep dataset (no {' or '.join(PROTOCOLS)} group)")
+    with tree:
+        _plot(tree, Path(args.figures) if args.figures else figures_folder(path))
     return 0
 
 
@@ -141,19 +206,36 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _add_plan_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--budget", type=float, default=DEFAULT_BUDGET, metavar="SECONDS",
+        help=f"CPU seconds of each calibration run of the estimate (default: {DEFAULT_BUDGET})",
+    )  # fmt: skip
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="epmsweep", description="Elasto-plastic lattice sweeps on Dask.")
     parser.add_argument("--version", action="version", version=f"epmsweep {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
+    p = sub.add_parser("plan", help="runs per protocol and axis, runs stored, estimated compute (nothing runs)")
+    p.add_argument("spec", help="sweep file (YAML)")
+    _add_out_option(p)
+    _add_plan_options(p)
+    p.add_argument("--workers", type=int, default=None, help="cores the wall time is estimated for (default: all)")
+    p.set_defaults(func=cmd_plan)
+
     p = sub.add_parser("run", help="run a sweep file (resumes: stored runs are skipped)")
     p.add_argument("spec", help="sweep file (YAML)")
     p.add_argument("--retry-failed", action="store_true", help="rerun the runs recorded as failed")
+    p.add_argument("--dry-run", action="store_true", help="compute nothing: print what `epmsweep plan` prints")
     _add_cluster_options(p)
+    _add_plan_options(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("demo", help="run the embedded demo sweep and draw its figures")
     _add_cluster_options(p)
+    _add_figures_option(p, "<out>/demo_figures")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("status", help="done / pending / failed runs per sweep")
@@ -167,8 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_assemble)
 
     p = sub.add_parser("plot", help="draw the figures of an assembled dataset as PNG")
-    p.add_argument("dataset", help="assembled netCDF file (<out>/<name>.nc)")
-    p.add_argument("--out", dest="figures", default=None, help="folder of the figures (default: next to the dataset)")
+    p.add_argument("dataset", help="assembled netCDF file (<out>/<name>.nc), or a sweep name under --out")
+    _add_out_option(p)
+    _add_figures_option(p, "<dataset stem>_figures next to the dataset")
     p.set_defaults(func=cmd_plot)
 
     p = sub.add_parser("doctor", help="check the settings and the machine before running on a cluster")
@@ -193,7 +276,8 @@ def main(argv: list[str] | None = None) -> int:
                 args.out = args.out or default_out()
             return args.func(args)
     except ParameterError as err:
-        print(f"epmsweep: error: {err}", file=sys.stderr)
+        for line in str(err).splitlines():  # a sweep file's problems: one a line
+            print(f"epmsweep: error: {line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
         what = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"

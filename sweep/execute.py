@@ -55,15 +55,20 @@ def compute_run(run: Run) -> tuple[str, xr.Dataset | dict]:
     """Worker side: simulate one run. Deterministic engine errors come back as a failure record.
 
     The run records where it was computed: ``worker_host`` and ``batch_job_id`` (the Slurm or PBS
-    job of the worker, empty outside a batch job).
+    job of the worker, empty outside a batch job), and what it took: ``compute_seconds`` (wall) and
+    ``compute_cpu_seconds`` (CPU of the computing thread) of ``simulate``.
     """
     try:
         params, state, protocol = run.build()
+        wall, cpu = time.perf_counter(), time.thread_time()
         ds = simulate(params, state, protocol, run.dynamics_seed)
+        cpu, wall = time.thread_time() - cpu, time.perf_counter() - wall
     except DETERMINISTIC_ERRORS as err:
         return "failed", failure_record(err)
     ds.attrs.update(
         {
+            "compute_seconds": wall,
+            "compute_cpu_seconds": cpu,
             "run_protocol": run.protocol,
             "run_coords": canonical_json(run.coords),
             "initial_state_seed_spawn_key": str(list(run.state_seed.spawn_key)),

@@ -25,20 +25,27 @@ replicas and the extra axes::
     zip: [[tau_res, thresholds.shift]]  # optional: axes that vary together
 
 Values of axes are lists, scalars, ``{linspace: [start, stop, num]}`` or
-``{logspace: [start_exponent, stop_exponent, num]}`` (base 10).
+``{logspace: [start_exponent, stop_exponent, num]}`` (base 10). Files are read as YAML 1.2
+(``1e-3`` is a number); a key given twice is an error.
+
+The keys allowed in ``model``, ``model.thresholds`` and the protocol blocks, which are required,
+their types and bounds are those the engine declares on ``ModelParameters``,
+``ThresholdDistribution``, ``ImposedRate`` and ``ImposedStress`` (``engine.declarations``): a value
+is converted to its field's type (a float field gets floats, an integer field integers only).
+Every problem of a file is collected and reported at once.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 from epmsweep.engine import (
     ImposedRate,
     ImposedStress,
@@ -47,30 +54,79 @@ from epmsweep.engine import (
     ParameterError,
     ThresholdDistribution,
 )
+from epmsweep.engine.declarations import FieldDecl, check_value, fields_of
+from ruamel.yaml import YAML, MappingNode, SequenceNode
+from ruamel.yaml.constructor import DuplicateKeyError
+from ruamel.yaml.error import YAMLError
 
 PROTOCOLS = {"imposed_rate": (ImposedRate, "shear_rate"), "imposed_stress": (ImposedStress, "stress")}
 PRIMARY_DIMS = {"imposed_rate": "shear_rate", "imposed_stress": "stress_imposed"}
 TOP_KEYS = {"name", "seed", "replicas", "model", "initial_states", "axes", "zip", *PROTOCOLS}
-MODEL_KEYS = {f.name for f in dataclasses.fields(ModelParameters)} - {"thresholds"}
-THRESHOLD_KEYS = {"shape", "scale", "shift"}
+MODEL_FIELDS = {k: v for k, v in fields_of(ModelParameters).items() if k != "thresholds"}
+THRESHOLD_FIELDS = fields_of(ThresholdDistribution)
+MODEL_KEYS = set(MODEL_FIELDS)
+THRESHOLD_KEYS = set(THRESHOLD_FIELDS)
 STATE_KINDS = {
     "rejuvenated": ({"shear_modulus"}, set()),
     "annealed": ({"shear_modulus", "shift"}, {"shift"}),
     "file": ({"path"}, {"path"}),
 }
 MAX_RUNS = 10_000_000
+MAX_SEED = 2**63 - 1  # stored as a signed 64-bit attribute
+INVALID = object()  # a value that failed its check (its error is recorded)
+
+
+def yaml_1_2() -> YAML:
+    """The YAML 1.2 reader and writer of sweep files (plain Python types; duplicate keys rejected)."""
+    return YAML(typ="safe", pure=True)
 
 
 class SpecError(ParameterError):
-    """A sweep file is malformed: names the file, the field and the reason."""
+    """A sweep file is malformed: names the file and lists every problem found, one ``field: reason`` a line.
 
-    def __init__(self, source: str, field: str, reason: str):
+    Attributes
+    ----------
+    source : str
+        The file (or ``<dict>``).
+    errors : list of (field, reason)
+        Every problem of the file; ``field`` and ``reason`` are those of the first.
+    """
+
+    def __init__(self, source: str, errors: str | list[tuple[str, str]], reason: str | None = None):
+        if isinstance(errors, str):
+            errors = [(errors, reason)]
         self.source = source
-        super().__init__(field, reason)
-        self.args = (f"{source}: {field}: {reason}",)
+        self.errors = list(errors)
+        super().__init__(*self.errors[0])
+        self.args = ("\n".join(f"{source}: {f}: {r}" for f, r in self.errors),)
 
     def __str__(self) -> str:
         return self.args[0]
+
+
+class _Problems:
+    """The problems found so far in one file, in the order found, each once."""
+
+    def __init__(self):
+        self.items: list[tuple[str, str]] = []
+
+    def add(self, where: str, reason: str) -> None:
+        if (where, reason) not in self.items:
+            self.items.append((where, reason))
+
+    def check(self, where: str, decl: FieldDecl, value):
+        """``value`` converted to its declared type, or INVALID (the problem recorded)."""
+        try:
+            return check_value(where, decl, value)
+        except ParameterError as err:
+            self.add(err.field, err.reason)
+            return INVALID
+
+    def mapping(self, value, where: str) -> dict | None:
+        if isinstance(value, dict):
+            return value
+        self.add(where, f"must be a mapping, got {type(value).__name__}")
+        return None
 
 
 @dataclass(frozen=True)
@@ -143,215 +199,389 @@ def model_parameters(model: dict, overrides: dict) -> ModelParameters:
     return ModelParameters(**model, thresholds=ThresholdDistribution(**thresholds))
 
 
-def _error(source: str, where: str, reason: str) -> SpecError:
-    return SpecError(source, where, reason)
-
-
-def _mapping(value, source: str, where: str) -> dict:
-    if not isinstance(value, dict):
-        raise _error(source, where, f"must be a mapping, got {type(value).__name__}")
-    return value
-
-
-def _check_keys(mapping: dict, allowed: set, required: set, source: str, where: str) -> None:
+def _check_keys(mapping: dict, allowed, required, where: str, problems: _Problems) -> bool:
+    """Record unknown and missing keys; True if there were none."""
+    ok = True
     for key in mapping:
         if key not in allowed:
-            raise _error(source, f"{where}.{key}" if where else str(key), f"unknown key; allowed: {sorted(allowed)}")
-    for key in sorted(required - set(mapping)):
-        raise _error(source, f"{where}.{key}" if where else key, "is required")
+            problems.add(f"{where}.{key}" if where else str(key), f"unknown key; allowed: {sorted(allowed)}")
+            ok = False
+    for key in sorted(set(required) - set(mapping)):
+        problems.add(f"{where}.{key}" if where else key, "is required")
+        ok = False
+    return ok
 
 
-def _number(value, source: str, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise _error(source, where, f"must be a number, got {value!r}")
-    if not math.isfinite(value):
-        raise _error(source, where, f"must be finite, got {value!r}")
-    return value
+def _declared_block(raw, decls: dict[str, FieldDecl], where: str, problems: _Problems, skip=()) -> dict | None:
+    """The keys of a block checked and converted by their declarations (keys in ``skip`` are left to the
+    caller); None if the block has any problem (recorded)."""
+    block = problems.mapping(raw, where)
+    if block is None:
+        return None
+    required = {k for k, d in decls.items() if d.required and k not in skip}
+    ok = _check_keys({k: v for k, v in block.items() if k not in skip}, set(decls), required, where, problems)
+    out = {}
+    for key, value in block.items():
+        if key in skip or key not in decls:
+            continue
+        out[key] = problems.check(f"{where}.{key}", decls[key], value)
+        ok = ok and out[key] is not INVALID
+    return out if ok else None
 
 
-def expand_values(value: Any, source: str, where: str) -> tuple:
-    """Axis values from a scalar, a list, ``{linspace: [a, b, n]}`` or ``{logspace: [a, b, n]}``."""
+def _range(value: dict, where: str, decl: FieldDecl, problems: _Problems) -> list | None:
+    if len(value) != 1 or next(iter(value)) not in ("linspace", "logspace"):
+        problems.add(where, "a range must be {linspace: [start, stop, num]} or {logspace: [...]}")
+        return None
+    kind, args = next(iter(value.items()))
+    if not isinstance(args, list) or len(args) != 3:
+        problems.add(f"{where}.{kind}", "must be a list [start, stop, num]")
+        return None
+    ends = []
+    for i, x in enumerate(args[:2]):
+        if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x):
+            problems.add(f"{where}.{kind}[{i}]", f"must be a finite number, got {x!r}")
+        ends.append(x)
+    n = args[2]
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 100_000:
+        problems.add(f"{where}.{kind}[2]", f"num must be an integer in 1..100000, got {n!r}")
+        return None
+    if len(ends) != 2 or not all(isinstance(x, (int, float)) and math.isfinite(x) for x in ends):
+        return None
+    with np.errstate(over="ignore"):
+        values = [float(v) for v in (np.linspace if kind == "linspace" else np.logspace)(*ends, n)]
+    if decl.base is int:
+        if not all(v.is_integer() for v in values):
+            problems.add(where, f"{kind} gives non-integer values for the integer parameter: {values}")
+            return None
+        values = [int(v) for v in values]
+    return values
+
+
+def expand_values(value: Any, where: str, decl: FieldDecl, problems: _Problems) -> tuple | None:
+    """Axis values from a scalar, a list, ``{linspace: [a, b, n]}`` or ``{logspace: [a, b, n]}``,
+    converted to the declared type of the field and distinct; None if any is invalid (recorded)."""
+    if not decl.numeric:
+        problems.add(where, f"{decl.name} takes {decl.type_name}: only numeric parameters can be swept "
+                            "(run one sweep per value)")  # fmt: skip
+        return None
     if isinstance(value, dict):
-        if len(value) != 1 or next(iter(value)) not in ("linspace", "logspace"):
-            raise _error(source, where, "a range must be {linspace: [start, stop, num]} or {logspace: [...]}")
-        kind, args = next(iter(value.items()))
-        if not isinstance(args, list) or len(args) != 3:
-            raise _error(source, f"{where}.{kind}", "must be a list [start, stop, num]")
-        a, b = (_number(x, source, f"{where}.{kind}[{i}]") for i, x in enumerate(args[:2]))
-        n = args[2]
-        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 100_000:
-            raise _error(source, f"{where}.{kind}[2]", f"num must be an integer in 1..100000, got {n!r}")
-        values = np.linspace(a, b, n) if kind == "linspace" else np.logspace(a, b, n)
-        return tuple(float(v) for v in values)
-    values = value if isinstance(value, list) else [value]
+        values = _range(value, where, decl, problems)
+        if values is None:
+            return None
+    else:
+        values = value if isinstance(value, list) else [value]
     if not values:
-        raise _error(source, where, "must not be empty")
+        problems.add(where, "must not be empty")
+        return None
+    out, ok = [], True
     for i, v in enumerate(values):
         if isinstance(v, (dict, list)) or v is None:
-            raise _error(source, f"{where}[{i}]", f"must be a scalar, got {v!r}")
-    if len(set(map(repr, values))) != len(values):
-        raise _error(source, where, "values must be distinct")
-    return tuple(values)
+            problems.add(f"{where}[{i}]", f"must be a scalar, got {v!r}")
+            ok = False
+            continue
+        out.append(problems.check(f"{where}[{i}]", decl, v))
+        ok = ok and out[-1] is not INVALID
+    if not ok:
+        return None
+    if len(set(out)) != len(out):
+        problems.add(where, f"values must be distinct, got {out}")
+        return None
+    return tuple(out)
 
 
-def _states(raw, source: str, base_dir: Path) -> tuple[StateSpec, ...]:
-    raw = _mapping(raw, source, "initial_states")
-    if not raw:
-        raise _error(source, "initial_states", "must name at least one initial state")
+def _model(raw, problems: _Problems) -> tuple[dict | None, ModelParameters | None]:
+    """The ``model`` block, converted ({field: value, thresholds: {...}}), and its ModelParameters."""
+    model = _declared_block(raw, MODEL_FIELDS, "model", problems, skip=("thresholds",))
+    thresholds = {}
+    if isinstance(raw, dict) and "thresholds" in raw:
+        thresholds = _declared_block(raw["thresholds"], THRESHOLD_FIELDS, "model.thresholds", problems)
+    if model is None or thresholds is None:
+        return None, None
+    if thresholds:
+        model["thresholds"] = thresholds
+    try:
+        return model, model_parameters(model, {})
+    except ParameterError as err:
+        problems.add(f"model.{err.field}", err.reason)
+        return None, None
+
+
+def _axis_decl(name) -> FieldDecl | None:
+    head, _, tail = str(name).partition(".")
+    if head in MODEL_FIELDS and not tail:
+        return MODEL_FIELDS[head]
+    if head == "thresholds" and tail in THRESHOLD_FIELDS:
+        return THRESHOLD_FIELDS[tail]
+    return None
+
+
+def _axes(raw, model: dict | None, problems: _Problems) -> tuple[Axis, ...]:
+    axes_raw = problems.mapping(raw, "axes") or {}
+    axes = []
+    for axis_name, value in axes_raw.items():
+        where = f"axes.{axis_name}"
+        decl = _axis_decl(axis_name)
+        if decl is None:
+            problems.add(where, f"unknown model parameter; allowed: {sorted(MODEL_KEYS)} or thresholds.*")
+            continue
+        values = expand_values(value, where, decl, problems)
+        if values is None:
+            continue
+        axes.append(Axis(axis_name, values))
+        if model is None:
+            continue
+        for i, v in enumerate(values):  # rules that tie fields together (dt against the time scales)
+            try:
+                model_parameters(model, {axis_name: v})
+            except ParameterError as err:
+                problems.add(f"{where}[{i}]", err.reason)
+    return tuple(axes)
+
+
+def _number(value, where: str, problems: _Problems) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        problems.add(where, f"must be a finite number, got {value!r}")
+        return None
+    return float(value)
+
+
+def _states(raw, base_dir: Path, sizes: set[int], problems: _Problems) -> tuple[StateSpec, ...]:
+    """The initial states; ``raw`` (a copy of the file's block) gets absolute paths."""
     states = []
     for label, desc in raw.items():
         where = f"initial_states.{label}"
         if not isinstance(label, str) or not label.isidentifier():
-            raise _error(source, where, "label must be an identifier (letters, digits, _)")
-        desc = _mapping(desc, source, where)
+            problems.add(where, "label must be an identifier (letters, digits, _)")
+            continue
+        desc = problems.mapping(desc, where)
+        if desc is None:
+            continue
         kind = desc.get("kind", "file" if "path" in desc else None)
         if not isinstance(kind, str) or kind not in STATE_KINDS:
-            raise _error(source, f"{where}.kind", f"must be one of {sorted(STATE_KINDS)}, got {kind!r}")
+            problems.add(f"{where}.kind", f"must be one of {sorted(STATE_KINDS)}, got {kind!r}")
+            continue
         allowed, required = STATE_KINDS[kind]
-        _check_keys({k: v for k, v in desc.items() if k != "kind"}, allowed, required, source, where)
+        if not _check_keys({k: v for k, v in desc.items() if k != "kind"}, allowed, required, where, problems):
+            continue
         if kind == "file":
             if not isinstance(desc["path"], str):
-                raise _error(source, f"{where}.path", "must be a file path")
+                problems.add(f"{where}.path", "must be a file path")
+                continue
             path = (base_dir / desc["path"]).resolve()
             try:
                 loaded = InitialState.load(path)
             except ParameterError as err:
-                raise _error(source, f"{where}.path", str(err)) from None
+                problems.add(f"{where}.path", str(err))
+                continue
             desc["path"] = str(path)
+            if sizes and loaded.L not in sizes:
+                problems.add(f"{where}.path", f"map size does not match L = {sorted(sizes)}")
             digest = hashlib.sha256(path.read_bytes()).hexdigest()
             states.append(StateSpec(label, kind, loaded.shear_modulus, path=str(path), digest=digest))
             continue
         mu = desc.get("shear_modulus")
-        if mu is not None and (_number(mu, source, f"{where}.shear_modulus") <= 0):
-            raise _error(source, f"{where}.shear_modulus", f"must be > 0, got {mu!r}")
-        shift = desc.get("shift", 0.0)
-        if _number(shift, source, f"{where}.shift") < 0:
-            raise _error(source, f"{where}.shift", f"must be >= 0, got {shift!r}")
-        states.append(StateSpec(label, kind, None if mu is None else float(mu), float(shift)))
+        if mu is not None:
+            mu = _number(mu, f"{where}.shear_modulus", problems)
+            if mu is None:
+                continue
+            if mu <= 0:
+                problems.add(f"{where}.shear_modulus", f"must be > 0, got {mu!r}")
+                continue
+        shift = _number(desc.get("shift", 0.0), f"{where}.shift", problems)
+        if shift is None:
+            continue
+        if shift < 0:
+            problems.add(f"{where}.shift", f"must be >= 0, got {shift!r}")
+            continue
+        states.append(StateSpec(label, kind, mu, shift))
     return tuple(states)
 
 
-def _protocol(name: str, raw, dt: float, source: str) -> tuple[dict, tuple]:
+def _protocol(name: str, raw, dts: set[float], problems: _Problems) -> tuple[dict, tuple] | None:
+    """(fixed keyword arguments, primary axis values) of a protocol block, or None (problems recorded)."""
     cls, primary = PROTOCOLS[name]
-    raw = _mapping(raw, source, name)
-    allowed = {f.name for f in dataclasses.fields(cls)}
-    _check_keys(raw, allowed, {primary}, source, name)
-    fixed = {k: v for k, v in raw.items() if k != primary}
-    for key in ("snapshot_strains", "snapshot_times"):
-        if key in fixed:
-            fixed[key] = tuple(expand_values(fixed[key], source, f"{name}.{key}"))
-    values = expand_values(raw[primary], source, f"{name}.{primary}")
-    for i, v in enumerate(values):
+    decls = fields_of(cls)
+    fixed = _declared_block(raw, decls, name, problems, skip=(primary,))
+    block = raw if isinstance(raw, dict) else {}
+    if primary not in block:
+        if isinstance(raw, dict):
+            problems.add(f"{name}.{primary}", "is required")
+        return None
+    values = expand_values(block[primary], f"{name}.{primary}", decls[primary], problems)
+    if fixed is None or values is None:
+        return None
+    ok = True
+    for i, v in enumerate(values):  # rules that tie fields together, and the run's schedule
         try:
             proto = cls(**{primary: v}, **fixed)
+            for dt in sorted(dts):
+                proto.schedule(dt)
         except ParameterError as err:
-            where = f"{name}.{primary}" if err.field == primary else f"{name}.{err.field}"
-            raise _error(source, where + (f"[{i}]" if err.field == primary else ""), err.reason) from None
-        except TypeError as err:
-            raise _error(source, name, str(err)) from None
-        try:
-            proto.schedule(dt)
-        except ParameterError as err:
-            raise _error(source, f"{name}.{err.field}", err.reason) from None
-    return fixed, values
+            where = f"{name}.{primary}[{i}]" if err.field == primary else f"{name}.{err.field}"
+            problems.add(where, err.reason)
+            ok = False
+    return (fixed, values) if ok else None
+
+
+def _duplicate_keys(text: str) -> list[tuple[str, str]]:
+    """Every key given twice in one mapping of a YAML document, by dotted path, with its lines."""
+    found = []
+
+    def walk(node, path: str) -> None:
+        if isinstance(node, MappingNode):
+            seen: dict = {}
+            for key_node, value_node in node.value:
+                key = getattr(key_node, "value", None)
+                key = key if isinstance(key, str) else str(key)
+                where = f"{path}.{key}" if path else key
+                line = key_node.start_mark.line + 1
+                if key in seen:
+                    found.append((where, f"duplicate key at line {line} (first given at line {seen[key]})"))
+                else:
+                    seen[key] = line
+                walk(value_node, where)
+        elif isinstance(node, SequenceNode):
+            for i, item in enumerate(node.value):
+                walk(item, f"{path}[{i}]")
+
+    walk(yaml_1_2().compose(text), "")
+    return found
+
+
+def _read(path: Path, source: str) -> tuple[Any, str]:
+    """The content of a sweep file (YAML 1.2) and its text; SpecError if it cannot be read."""
+    if not path.is_file():
+        raise SpecError(source, "<file>", "sweep file does not exist")
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as err:
+        raise SpecError(source, "<file>", f"cannot be read as text ({err})") from None
+    try:
+        return yaml_1_2().load(text), text
+    except DuplicateKeyError as err:
+        duplicates = _duplicate_keys(text)
+        line = err.problem_mark.line + 1 if err.problem_mark else "?"
+        raise SpecError(source, duplicates or [("<file>", f"duplicate key at line {line}")]) from None
+    except YAMLError as err:
+        raise SpecError(source, "<file>", f"not valid YAML ({err})") from None
+
+
+def _plain(obj):
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    return obj.item() if isinstance(obj, np.generic) else obj
+
+
+def dump_yaml(obj) -> str:
+    """``obj`` (dicts, lists or tuples of plain values) as YAML 1.2 text, block style."""
+    out = io.StringIO()
+    writer = yaml_1_2()
+    writer.default_flow_style = False
+    writer.dump(_plain(obj), out)
+    return out.getvalue()
 
 
 def parse_spec(spec: str | Path | dict, source: str | None = None) -> Spec:
-    """Validate a sweep (path to a YAML file, or a dict) and return a Spec.
+    """Validate a sweep (path to a YAML 1.2 file, or a dict) and return a Spec.
 
-    Raises SpecError naming the file, the field and the reason for the first problem found.
+    Raises SpecError naming the file and listing every problem found (field and reason).
     """
     base_dir = Path.cwd()
     if isinstance(spec, dict):
-        raw, text, source = spec, yaml.safe_dump(spec, sort_keys=False), source or "<dict>"
+        raw, text, source = spec, None, source or "<dict>"
     else:
         path = Path(spec)
         source = source or str(path)
-        if not path.is_file():
-            raise _error(source, "<file>", "sweep file does not exist")
-        text = path.read_text()
-        try:
-            raw = yaml.safe_load(text)
-        except yaml.YAMLError as err:
-            raise _error(source, "<file>", f"not valid YAML ({err})") from None
+        raw, text = _read(path, source)
         base_dir = path.resolve().parent
-    raw = _mapping(raw, source, "<top level>")
-    _check_keys(raw, TOP_KEYS, {"name", "initial_states"}, source, "")
-    name = raw["name"]
-    if not isinstance(name, str) or not name.replace("-", "_").isidentifier():
-        raise _error(source, "name", f"must be a simple name (letters, digits, _ and -), got {name!r}")
+    problems = _Problems()
+    if problems.mapping(raw, "<top level>") is None:
+        raise SpecError(source, problems.items)
+    _check_keys(raw, TOP_KEYS, {"name", "initial_states"}, "", problems)
+    name = raw.get("name", "")
+    if "name" in raw and (not isinstance(name, str) or not name.replace("-", "_").isidentifier()):
+        problems.add("name", f"must be a simple name (letters, digits, _ and -), got {name!r}")
     seed = raw.get("seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise _error(source, "seed", f"must be an integer >= 0, got {seed!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        problems.add("seed", f"must be an integer >= 0 and <= 2**63 - 1, got {seed!r}")
     replicas = raw.get("replicas", 1)
     if isinstance(replicas, bool) or not isinstance(replicas, int) or not 1 <= replicas <= 100_000:
-        raise _error(source, "replicas", f"must be an integer in 1..100000, got {replicas!r}")
+        problems.add("replicas", f"must be an integer in 1..100000, got {replicas!r}")
 
-    model = dict(_mapping(raw.get("model", {}), source, "model"))
-    _check_keys(model, MODEL_KEYS | {"thresholds"}, set(), source, "model")
-    if "thresholds" in model:
-        model["thresholds"] = dict(_mapping(model["thresholds"], source, "model.thresholds"))
-        _check_keys(model["thresholds"], THRESHOLD_KEYS, set(), source, "model.thresholds")
+    model, base = _model(raw.get("model", {}), problems)
+    axes = _axes(raw.get("axes", {}), model, problems)
+    axis_values = {a.name: a.values for a in axes}
+    sizes = {base.L} | set(axis_values.get("L", ())) if base is not None else set()
+    dts = {base.dt} | set(axis_values.get("dt", ())) if base is not None else set()
 
-    axes_raw = _mapping(raw.get("axes", {}), source, "axes")
-    axes = []
-    for axis_name, values in axes_raw.items():
-        where = f"axes.{axis_name}"
-        head, _, tail = str(axis_name).partition(".")
-        if not ((head in MODEL_KEYS and not tail) or (head == "thresholds" and tail in THRESHOLD_KEYS)):
-            raise _error(source, where, f"unknown model parameter; allowed: {sorted(MODEL_KEYS)} or thresholds.*")
-        axes.append(Axis(axis_name, expand_values(values, source, where)))
+    states: tuple[StateSpec, ...] = ()
+    states_raw = problems.mapping(raw.get("initial_states", {}), "initial_states")
+    if states_raw is not None:
+        states_raw = {k: dict(v) if isinstance(v, dict) else v for k, v in states_raw.items()}
+        raw = {**raw, "initial_states": states_raw}
+        if not states_raw and "initial_states" in raw:
+            problems.add("initial_states", "must name at least one initial state")
+        states = _states(states_raw, base_dir, sizes, problems)
 
-    spec = Spec(name, seed, replicas, model, (), {}, tuple(axes), (), text, source)
-    try:
-        base = spec.model_parameters({})
-    except ParameterError as err:
-        raise _error(source, f"model.{err.field}", err.reason) from None
-    except TypeError as err:
-        raise _error(source, "model", str(err)) from None
-    for axis in axes:
-        for i, v in enumerate(axis.values):
-            try:
-                spec.model_parameters({axis.name: v})
-            except ParameterError as err:
-                raise _error(source, f"axes.{axis.name}[{i}]", err.reason) from None
+    protocols = {}
+    for pname in PROTOCOLS:
+        if pname in raw:
+            parsed = _protocol(pname, raw[pname], dts, problems)
+            if parsed is not None:
+                protocols[pname] = parsed
+    if not any(pname in raw for pname in PROTOCOLS):
+        problems.add("<top level>", f"must contain at least one protocol block: {sorted(PROTOCOLS)}")
 
-    states_raw = _mapping(raw["initial_states"], source, "initial_states")
-    raw = {**raw, "initial_states": {k: dict(v) if isinstance(v, dict) else v for k, v in states_raw.items()}}
-    states = _states(raw["initial_states"], source, base_dir)
-    sizes = {base.L} | {v for a in axes if a.name == "L" for v in a.values}
-    for st in states:
-        if st.kind == "file" and InitialState.load(st.path).L not in sizes:
-            raise _error(source, f"initial_states.{st.label}.path", f"map size does not match L = {sorted(sizes)}")
+    named = set(raw["axes"]) if isinstance(raw.get("axes"), dict) else set()
+    zip_groups = _zip_groups(raw.get("zip", []), axes, named, problems)
+    if problems.items:
+        raise SpecError(source, problems.items)
 
-    protocols = {name: _protocol(name, raw[name], base.dt, source) for name in PROTOCOLS if name in raw}
-    if not protocols:
-        raise _error(source, "<top level>", f"must contain at least one protocol block: {sorted(PROTOCOLS)}")
-
-    zip_groups = []
-    seen: set[str] = set()
-    names = {a.name for a in axes}
-    for gi, group in enumerate(raw.get("zip", []) or []):
-        where = f"zip[{gi}]"
-        if not isinstance(group, list) or len(group) < 2:
-            raise _error(source, where, "must be a list of at least two axis names")
-        for axis_name in group:
-            if axis_name not in names:
-                raise _error(source, where, f"{axis_name!r} is not an axis under 'axes'")
-            if axis_name in seen:
-                raise _error(source, where, f"{axis_name!r} is already in another zip group")
-            seen.add(axis_name)
-        lengths = {len(next(a for a in axes if a.name == n).values) for n in group}
-        if len(lengths) != 1:
-            raise _error(source, where, f"zipped axes must have equal lengths, got {sorted(lengths)}")
-        zip_groups.append(tuple(group))
-
-    spec = dataclasses.replace(spec, states=states, protocols=protocols, zip_groups=tuple(zip_groups), raw=raw)
+    if text is None:
+        text = dump_yaml(raw)
+    spec = Spec(name, seed, replicas, model, states, protocols, axes, zip_groups, text, source, raw)
     n_runs = count_runs(spec)
     if n_runs > MAX_RUNS:
-        raise _error(source, "<top level>", f"expands to {n_runs} runs, more than {MAX_RUNS}")
+        raise SpecError(source, "<top level>", f"expands to {n_runs} runs, more than {MAX_RUNS}")
     return spec
 
+
+def _zip_groups(raw, axes: tuple[Axis, ...], named: set, problems: _Problems) -> tuple[tuple[str, ...], ...]:
+    """The zip groups; a group naming an axis that has its own problem is left out, not reported again."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        problems.add("zip", f"must be a list of groups of axis names, got {raw!r}")
+        return ()
+    groups, seen = [], set()
+    names = {a.name: a for a in axes}
+    for gi, group in enumerate(raw):
+        where = f"zip[{gi}]"
+        if not isinstance(group, list) or len(group) < 2:
+            problems.add(where, "must be a list of at least two axis names")
+            continue
+        ok = True
+        for axis_name in group:
+            if not isinstance(axis_name, str) or axis_name not in names:
+                if not isinstance(axis_name, str) or axis_name not in named:
+                    problems.add(where, f"{axis_name!r} is not an axis under 'axes'")
+                ok = False
+            elif axis_name in seen:
+                problems.add(where, f"{axis_name!r} is already in another zip group")
+                ok = False
+            else:
+                seen.add(axis_name)
+        if not ok:
+            continue
+        lengths = {len(names[n].values) for n in group}
+        if len(lengths) != 1:
+            problems.add(where, f"zipped axes must have equal lengths, got {sorted(lengths)}")
+            continue
+        groups.append(tuple(group))
+    return tuple(groups)
 
 def axis_groups(spec: Spec) -> list[tuple[Axis, ...]]:
     """Model-parameter axes grouped into dimensions: each zip group is one dimension."""

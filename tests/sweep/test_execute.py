@@ -157,9 +157,12 @@ def test_cli_end_to_end(tmp_path, workers):
     assert "cli: 16 planned, 16 done, 0 pending, 0 failed" in r.stdout
     r = epmsweep("assemble", "cli", "--out", str(out))
     assert "16 of 16 runs" in r.stdout
-    r = epmsweep("plot", str(out / "cli.nc"), "--out", str(tmp_path / "figs"))
+    r = epmsweep("plot", str(out / "cli.nc"), "--figures", str(tmp_path / "figs"))
     assert r.returncode == 0, r.stderr
     assert {p.name for p in (tmp_path / "figs").glob("*.png")} >= {"flow_curve.png", "stress_strain.png", "creep.png"}
+    r = epmsweep("plot", "cli", "--out", str(out))  # a sweep name: <out>/cli.nc, figures in <out>/cli_figures
+    assert r.returncode == 0, r.stderr
+    assert (out / "cli_figures" / "flow_curve.png").is_file() and f"figure: {out / 'cli_figures'}" in r.stdout
     bad = write_spec(tmp_path / "bad.yaml", small_spec(replicas=0))
     r = epmsweep("run", str(bad), "--out", str(out))
     assert r.returncode == 2
@@ -168,4 +171,4 @@ def test_cli_end_to_end(tmp_path, workers):
     r = epmsweep("run", str(path), "--out", str(tmp_path / "a-file" / "out"))  # before any cluster starts
     assert r.returncode == 2 and "--out: cannot make the output folder" in r.stderr and "Traceback" not in r.stderr
     r = epmsweep("--help")
-    assert all(c in r.stdout for c in ("run", "status", "assemble", "demo", "plot"))
+    assert all(c in r.stdout for c in ("plan", "run", "status", "assemble", "demo", "plot"))

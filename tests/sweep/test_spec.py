@@ -79,3 +79,116 @@ def test_file_state_is_checked_against_lattice(tmp_path):
     spec = small_spec(initial_states={"measured": {"path": "corrupt.nc"}})
     with pytest.raises(SpecError, match="initial_states.measured.path.*not a readable netCDF"):
         parse_spec(write_spec(tmp_path / "s.yaml", spec))
+
+
+SMALL_YAML = """\
+name: small
+seed: 7
+replicas: 2
+model: {L: 8}
+initial_states:
+  rejuvenated: {kind: rejuvenated}
+imposed_rate:
+  shear_rate: [1e-3, 3e-2]
+  strain_end: 0.3
+imposed_stress:
+  stress: [0.4]
+  t_end: 5.0
+"""
+
+
+def test_yaml_1_2_exponents_are_numbers(tmp_path):
+    """`1e-3` is a float in YAML 1.2 (a string under PyYAML's YAML 1.1)."""
+    path = tmp_path / "s.yaml"
+    path.write_text(SMALL_YAML)
+    spec = parse_spec(path)
+    assert spec.protocols["imposed_rate"][1] == (1e-3, 3e-2)
+    assert spec.text == SMALL_YAML
+
+
+def test_duplicate_keys_are_errors_naming_key_and_lines(tmp_path):
+    path = tmp_path / "dup.yaml"
+    path.write_text(SMALL_YAML.replace("replicas: 2\n", "replicas: 2\nname: other\n").replace(
+        "  strain_end: 0.3\n", "  strain_end: 0.3\n  strain_end: 0.4\n"))
+    with pytest.raises(SpecError) as err:
+        parse_spec(path)
+    assert err.value.errors == [
+        ("name", "duplicate key at line 4 (first given at line 1)"),
+        ("imposed_rate.strain_end", "duplicate key at line 11 (first given at line 10)"),
+    ]
+    assert str(err.value).splitlines() == [f"{path}: name: duplicate key at line 4 (first given at line 1)",
+                                           f"{path}: imposed_rate.strain_end: duplicate key at line 11 "
+                                           "(first given at line 10)"]
+
+
+def test_missing_required_protocol_field_is_named(tmp_path):
+    path = write_spec(tmp_path / "s.yaml", small_spec(imposed_stress={"stress": [0.5]}))
+    with pytest.raises(SpecError) as err:
+        parse_spec(path)
+    assert str(err.value) == f"{path}: imposed_stress.t_end: is required"
+
+
+def test_every_error_of_a_file_is_reported_at_once(tmp_path):
+    spec = small_spec(replicas=0, model={"L": 8, "tau": -1.0, "tua": 2},
+                      imposed_rate={"shear_rate": [0.01, -0.02], "strain_end": 1.0},
+                      imposed_stress={"stress": [0.5]}, axes={"tau_res": [2, 2.0]})
+    path = write_spec(tmp_path / "s.yaml", spec)
+    with pytest.raises(SpecError) as err:
+        parse_spec(path)
+    expected = {
+        ("replicas", "must be an integer in 1..100000, got 0"),
+        ("model.tua", "unknown key; allowed: ['L', 'dt', 'kernel', 'normalise_self', 'tau', 'tau_pl', 'tau_res']"),
+        ("model.tau", "must be a finite number > 0, got -1.0"),
+        ("imposed_rate.shear_rate[1]", "must be a finite number > 0, got -0.02"),
+        ("imposed_stress.t_end", "is required"),
+        ("axes.tau_res", "values must be distinct, got [2.0, 2.0]"),
+    }
+    assert set(err.value.errors) == expected
+    lines = str(err.value).splitlines()
+    assert len(lines) == len(expected) and all(line.startswith(f"{path}: ") for line in lines)
+    assert (err.value.field, err.value.reason) == err.value.errors[0]
+
+
+def test_axis_values_take_the_declared_type():
+    spec = parse_spec(small_spec(axes={"tau_res": [1, 0.5], "L": [8, 16]},
+                                 imposed_rate={"shear_rate": [1, 1.5, 2.5], "strain_end": 1}))
+    tau_res, L = spec.axes
+    assert tau_res.values == (1.0, 0.5) and all(type(v) is float for v in tau_res.values)
+    assert L.values == (8, 16) and all(type(v) is int for v in L.values)
+    rates = spec.protocols["imposed_rate"][1]
+    assert rates == (1.0, 1.5, 2.5) and all(type(v) is float for v in rates)
+    assert type(spec.protocols["imposed_rate"][0]["strain_end"]) is float
+    # an integer range over an integer field stays integer
+    assert parse_spec(small_spec(axes={"L": {"linspace": [8, 16, 3]}})).axes[0].values == (8, 12, 16)
+
+
+@pytest.mark.parametrize(
+    ("axes", "field", "reason"),
+    [
+        ({"tau_res": [1, 1.0]}, "axes.tau_res", "values must be distinct"),
+        ({"L": [8, 16.0]}, "axes.L[1]", "must be an integer"),
+        ({"L": {"linspace": [8, 16, 4]}}, "axes.L", "non-integer values"),
+        ({"kernel": ["continuum", "lattice"]}, "axes.kernel", "only numeric parameters can be swept"),
+        ({"normalise_self": [True, False]}, "axes.normalise_self", "only numeric parameters can be swept"),
+        ({"tau_res": ["fast", "slow"]}, "axes.tau_res[0]", "must be a finite number > 0, got 'fast'"),
+    ],
+)
+def test_axis_values_of_the_wrong_type_are_rejected(axes, field, reason):
+    with pytest.raises(SpecError) as err:
+        parse_spec(small_spec(axes=axes))
+    assert err.value.field == field and reason in err.value.reason, str(err.value)
+
+
+def test_model_integer_fields_reject_floats_and_seed_is_bounded():
+    with pytest.raises(SpecError, match=r"model.L: must be an integer"):
+        parse_spec(small_spec(model={"L": 8.0}))
+    assert parse_spec(small_spec(seed=2**63 - 1)).seed == 2**63 - 1
+    for seed in (2**63, -1, 1.5, True):
+        with pytest.raises(SpecError, match="seed: must be an integer >= 0 and <= 2"):
+            parse_spec(small_spec(seed=seed))
+
+
+def test_string_fields_are_checked_against_their_choices():
+    assert parse_spec(small_spec(model={"L": 8, "kernel": "lattice"})).model_parameters({}).kernel == "lattice"
+    with pytest.raises(SpecError, match=r"model.kernel: must be one of \('continuum', 'lattice'\), got 'gauss'"):
+        parse_spec(small_spec(model={"L": 8, "kernel": "gauss"}))
