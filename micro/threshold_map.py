@@ -18,6 +18,7 @@ import numpy as np
 import xarray as xr
 from distributed import Client
 from epmsweep.engine import RESULT_FORMAT_VERSION, ParameterError
+from epmsweep.engine.variables import attrs
 from epmsweep.sweep import RunStore, open_client
 from epmsweep.sweep.execute import computed_where, execute, failure_record
 from epmsweep.sweep.plan import canonical_json, run_key
@@ -61,11 +62,10 @@ def compute_probe(task: ProbeTask) -> tuple[str, xr.Dataset | dict]:
         r = run_probe(task.system, task.free, task.cell_area, task.probe, task.model)
     except ParameterError as err:
         return "failed", failure_record(err)
-    stress = {"units": "LJ stress (epsilon_LS / sigma_LS^2)"}
     ds = xr.Dataset(
         {
-            "threshold": ((), r.threshold, {**stress, "long_name": "local stress at the first instability"}),
-            "initial_stress": ((), r.initial_stress, {**stress, "long_name": "local stress at zero strain"}),
+            "threshold": ((), r.threshold, attrs("threshold", comment="local stress at the first instability")),
+            "initial_stress": ((), r.initial_stress, attrs("local_stress", long_name="local stress at zero strain")),
             "yield_strain": ((), r.yield_strain, {"units": "1", "long_name": "strain of the last stable step"}),
             "n_free": ((), np.int64(r.n_free), {"units": "1", "long_name": "particles in the cell"}),
             "n_frozen": ((), np.int64(r.n_frozen), {"units": "1", "long_name": "frozen particles simulated"}),
