@@ -102,3 +102,20 @@ def test_the_installed_wheel_imports_and_runs_outside_the_tree(wheel, tmp_path):
         [str(script), "--version"], cwd=elsewhere, env=env, capture_output=True, text=True, timeout=120
     )
     assert out.returncode == 0 and out.stdout.strip() == f"epmsweep {version}", out.stdout + out.stderr
+
+
+def test_the_citation_file_matches_the_package():
+    """CITATION.cff (validated with cffconvert --validate against CFF 1.2.0 when written) names this
+    version and licence, and the paper the model comes from."""
+    import yaml
+
+    cff = yaml.safe_load((ROOT / "CITATION.cff").read_text())
+    assert cff["cff-version"] == "1.2.0" and cff["type"] == "software"
+    assert {"message", "title", "authors"} <= set(cff)
+    assert str(cff["version"]) == VERSION and cff["license"] == "MIT"
+    paper = cff["preferred-citation"]
+    assert paper["type"] == "article" and paper["doi"] == "10.1103/PhysRevLett.126.138005"
+    assert [a["family-names"] for a in paper["authors"]] == ["Liu", "Dutta", "Chaudhuri", "Martens"]
+    assert (paper["journal"], paper["volume"], paper["start"], paper["year"]) == (
+        "Physical Review Letters", 126, "138005", 2021,
+    )  # fmt: skip
