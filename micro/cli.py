@@ -11,12 +11,15 @@ from epmsweep.engine import ImposedRate, ImposedStress, ParameterError
 from epmsweep.engine.files import save_dataset
 from epmsweep.sweep.client import add_client_options, add_config_option, client_from_args
 
+from .lammps_library import require_lammps
+
 
 def cmd_prepare(args: argparse.Namespace) -> int:
     from .model import GlassModel
     from .preparation import QuenchProtocol, prepare_glass
 
     protocol = QuenchProtocol(args.T_melt, args.t_melt, args.rate, args.T_final, args.anneal)
+    require_lammps()  # after the arguments are checked
     glass = prepare_glass(args.n, protocol, args.seed, GlassModel(potential=args.potential))
     print(f"{glass.save(args.output)}: {glass.n} particles, E/N = {glass.attrs['energy_per_particle']:.5f}")
     return 0
@@ -39,6 +42,7 @@ def cmd_measure(args: argparse.Namespace) -> int:
     glass = Configuration.load(args.glass)
     probe = FrozenMatrixProbe(strain_step=args.strain_step, cutout=not args.full_system)
     output = Path(args.output)
+    require_lammps()  # before any cluster starts: the modulus is measured here, the thresholds on the workers
     with clients as client:
         state = measure_initial_state(
             glass, args.grid, probe=probe, client=client, out=args.store or output.parent, name=output.stem
@@ -57,6 +61,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         if not path.is_file():
             raise ParameterError(str(path), "threshold map file does not exist")
         threshold = np.loadtxt(path, ndmin=2)
+    if threshold is None or args.shear_modulus is None:
+        require_lammps()  # frozen-matrix probes or the modulus are measured; a dump with both given needs none
     output = Path(args.output)
     with clients as client:
         state = initial_state_from_dump(
@@ -78,7 +84,9 @@ def cmd_shear(args: argparse.Namespace) -> int:
         protocol = ImposedRate(args.rate, strain_end=args.strain_end, n_records=args.n_records)
     else:
         protocol = ImposedStress(args.stress, t_end=args.t_end, n_records=args.n_records)
-    ds = shear(Configuration.load(args.glass), protocol, dissipation=Dissipation(args.dissipation, args.zeta))
+    glass, dissipation = Configuration.load(args.glass), Dissipation(args.dissipation, args.zeta)
+    require_lammps()  # after the arguments are checked
+    ds = shear(glass, protocol, dissipation=dissipation)
     save_dataset(ds, args.output)
     print(f"{args.output}: {ds.sizes[protocol.record_dim]} records, final stress {float(ds.stress[-1]):.4f}")
     return 0

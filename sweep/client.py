@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import os
 from collections.abc import Iterator
@@ -10,6 +11,11 @@ from collections.abc import Iterator
 from distributed import Client, LocalCluster
 from epmsweep.deploy.config import KINDS
 from epmsweep.engine import ParameterError
+
+WORKER_EXIT_TIMEOUT = 60.0
+"""Seconds the embedded cluster's worker processes get to exit at the end of a command that went
+through (the nanny's own default is 5 s, of which it waits 4 for the process: less than a worker
+holding Numba, xarray and SciPy takes to exit on a loaded machine)."""
 
 
 @contextlib.contextmanager
@@ -41,7 +47,10 @@ def open_client(
     jobs, max_jobs : int, optional
         Number of worker jobs (default 1), adaptively up to ``max_jobs`` (default: ``jobs``).
 
-    The embedded cluster listens on 127.0.0.1 only and its dashboard on localhost only.
+    The embedded cluster listens on 127.0.0.1 only and its dashboard on localhost only. At the end
+    of a block that went through, its workers are stopped before the cluster (``stop_workers``),
+    each given up to ``WORKER_EXIT_TIMEOUT`` seconds to exit; after an exception (Ctrl-C included)
+    the cluster closes as usual, and a worker still computing is killed after a few seconds.
     """
     if sum(bool(x) for x in (scheduler, scheduler_file, cluster)) > 1:
         raise ValueError("give at most one of scheduler, scheduler_file and cluster")
@@ -64,17 +73,35 @@ def open_client(
             yield client
         return
     n = n_workers or os.cpu_count() or 1
-    with (
-        LocalCluster(
-            n_workers=n,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address="127.0.0.1:0",
-        ) as cluster,
-        Client(cluster) as client,
-    ):
-        yield client
+    with LocalCluster(
+        n_workers=n,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address="127.0.0.1:0",
+    ) as cluster:
+        with Client(cluster) as client:
+            yield client
+        stop_workers(cluster)  # reached only when the block went through
+
+
+def stop_workers(cluster: LocalCluster, timeout: float = WORKER_EXIT_TIMEOUT) -> None:
+    """Stop every worker of a local cluster, waiting up to ``timeout`` seconds for each process to exit.
+
+    ``LocalCluster.close`` closes its nannies with their default timeout of 5 s: a worker process
+    that has not exited 4 s after being told to stop is killed, with the warning "Worker process
+    still alive after 4.0 seconds, killing". A worker holding the engine (Numba, LLVM), xarray and
+    SciPy needs about a second of CPU to exit, which on a loaded machine (two cores, other jobs)
+    takes more than 4 s, while it has nothing left to do. Closed here first with a longer timeout,
+    the nannies are already closed when the cluster closes. Run it only when no task is running:
+    a task still computing would be waited for up to ``timeout``.
+    """
+
+    async def close_all() -> None:
+        nannies = list(cluster.workers.values())
+        await asyncio.gather(*(w.close(timeout=timeout, reason="epmsweep-done") for w in nannies))
+
+    cluster.sync(close_all, callback_timeout=2 * timeout)
 
 
 def add_config_option(p: argparse.ArgumentParser) -> None:
