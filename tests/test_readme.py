@@ -11,8 +11,6 @@ What differs from the README is listed here, each with its reason:
   along the axes, a real scheduler's address for a placeholder, one machine for several);
 - ``SKIPPED``: blocks not run here (a real batch system, hours of particle simulation, the
   ``make`` targets themselves, installs into this environment), each with where it is tested;
-- ``XFAILED``: blocks known to fail, strictly: the test fails once they pass, so that the mark is
-  removed then;
 - ``CHECKS``: what a block must have produced, beyond its exit status.
 
 Rules are keyed on the text of a block, not its position, and each rule must match a block of the
@@ -47,6 +45,9 @@ SUBSTITUTIONS: list[tuple[str, str, str]] = [  # (README text, what runs instead
     ("strain_end=8.0, snapshot_strains=(6, 7, 8)", "strain_end=0.8, snapshot_strains=(0.6, 0.7, 0.8)",
      "imposed-rate run 10x shorter in strain"),
     ("ImposedStress(0.6, t_end=2000.0)", "ImposedStress(0.6, t_end=50.0)", "creep run 40x shorter"),
+    ("flow.stress.sel(strain=8.0)", "flow.stress.sel(strain=0.8)", "the end of the shorter run"),
+    ("creep.strain_rate.sel(time=1000.0,", "creep.strain_rate.sel(time=40.0,", "a time inside the shorter run"),
+    ("sel(snapshot_strain=8.0)", "sel(snapshot_strain=0.8)", "a snapshot of the shorter run"),
     # the sweep file: 3 states x 9 rates x 3 tau_res x 8 replicas + 3 x 4 x 3 x 8 runs of up to 10^4
     # strain or time units become 3 x 2 x 2 x 1 + 3 x 2 x 2 x 1 = 24 short runs, same axes
     ("replicas: 8 ", "replicas: 1 ", "one replica"),
@@ -56,6 +57,7 @@ SUBSTITUTIONS: list[tuple[str, str, str]] = [  # (README text, what runs instead
     ("stress: [0.55, 0.6, 0.65, 0.7]\n  t_end: 10000.0", "stress: [0.6, 0.7]\n  t_end: 20.0",
      "two stresses, creep of 20 time units"),
     ("axes: {tau_res: [1.5, 2.0, 2.5]}", "axes: {tau_res: [1.5, 2.5]}", "two values of the model axis"),
+    ("strain=8.0)   # any slice", "strain=0.5)   # any slice", "the end of the shorter runs"),
     # the sweep commands: a placeholder address becomes a real scheduler's (a LocalCluster of the test)
     ("tcp://host:8786", "{scheduler}", "the address of a real scheduler started by the test"),
     # several machines become one: the scheduler and the workers, each a command left running on its
@@ -83,25 +85,12 @@ SKIPPED: dict[str, str] = {  # text of the block -> why it is not run here, and 
     "and the mpirun launch against a real single-node Slurm and a real Open MPI",
 }  # fmt: skip
 
-XFAILED: dict[str, tuple[str, str]] = {  # text of the block -> (what its error output holds, why it fails now)
-    'flow.stress.plot(x="strain")': (
-        "ValueError: x must be one of None, 'record'. Received 'strain' instead.",
-        "simulate's output has `strain` as a data variable on `record`, not a coordinate of `stress`: "
-        "xarray refuses x='strain'",
-    ),
-}
-
-
-class KnownFailure(AssertionError):
-    """A block of XFAILED failed, and with the error it is known for (any other failure is a failure)."""
-
-
 def _sweep_outputs(folder: str, name: str = "flow_curve") -> Callable[[Path], None]:
     def check(cwd: Path) -> None:
         tree = xr.open_datatree(cwd / folder / f"{name}.nc", engine="netcdf4")
         rate, creep = tree["imposed_rate"].to_dataset(), tree["imposed_stress"].to_dataset()
-        assert {"initial_state", "shear_rate", "tau_res", "seed", "record"} <= set(rate.dims), rate.dims
-        assert {"initial_state", "stress_imposed", "tau_res", "seed", "record"} <= set(creep.dims), creep.dims
+        assert {"initial_state", "shear_rate", "tau_res", "seed", "strain"} <= set(rate.dims), rate.dims
+        assert {"initial_state", "stress_imposed", "tau_res", "seed", "time"} <= set(creep.dims), creep.dims
         assert rate.sizes["initial_state"] == 3 and int(rate.completed.sum()) == 12 == int(creep.completed.sum())
 
     return check
@@ -109,7 +98,7 @@ def _sweep_outputs(folder: str, name: str = "flow_curve") -> Callable[[Path], No
 
 def _sweep_commands(cwd: Path) -> None:
     _sweep_outputs("results")(cwd)
-    assert sorted((cwd / "results" / "flow_curve").glob("*.png")), "epmsweep plot wrote no figure"
+    assert sorted((cwd / "results" / "flow_curve_figures").glob("*.png")), "epmsweep plot wrote no figure"
 
 
 CHECKS: dict[str, Callable[[Path], None]] = {  # text of the block -> what it must have produced
@@ -168,8 +157,6 @@ def cases():
         marks = []
         if key := block.rule(SKIPPED):
             marks.append(pytest.mark.skip(reason=SKIPPED[key]))
-        elif key := block.rule(XFAILED):
-            marks.append(pytest.mark.xfail(strict=True, raises=KnownFailure, reason=XFAILED[key][1]))
         yield pytest.param(block, id=block.id, marks=marks)
 
 
@@ -219,8 +206,6 @@ def test_readme_block_runs(block: Block, tmp_path: Path, request):
         cmd = ["bash", "-c", BASH_PRELUDE + code]
     out = run_in_own_session(cmd, cwd=tmp_path, env=env)
     where = f"README.md line {block.line}:\n{code}\n--- stdout\n{out.stdout}\n--- stderr\n{out.stderr}"
-    if out.returncode != 0 and (key := block.rule(XFAILED)) and XFAILED[key][0] in out.stderr:
-        raise KnownFailure(where)
     assert out.returncode == 0, where
     if key := block.rule(CHECKS):
         CHECKS[key](tmp_path)
@@ -230,7 +215,7 @@ def test_every_rule_matches_the_readme():
     texts = [b.text for b in BLOCKS]
     for old, _, why in SUBSTITUTIONS:
         assert any(old in t for t in texts), f"substitution no longer matches the README: {old!r} ({why})"
-    for rules in (SKIPPED, XFAILED, CHECKS):
+    for rules in (SKIPPED, CHECKS):
         for key in rules:
             assert any(key in b.text for b in RUNNABLE), f"rule no longer matches a README block: {key!r}"
     assert all(b.rule(SKIPPED) is None or b.rule(CHECKS) is None for b in RUNNABLE)  # no check left unused
