@@ -92,6 +92,9 @@ def cmd_shear(args: argparse.Namespace) -> int:
     return 0
 
 
+STORE_HELP = "folder of the per-probe store, as --out of the sweep commands (default: next to output)"
+
+
 def add_micro_parser(sub) -> None:
     """Add ``epmsweep micro ...`` to the ``epmsweep`` command's subparsers."""
     micro = sub.add_parser("micro", help="particle simulations with LAMMPS: glasses, initial states, reference curves")
@@ -115,7 +118,7 @@ def add_micro_parser(sub) -> None:
     p.add_argument("--grid", type=int, default=None, help="cells per side (default: cells of about 9.88 sigma)")
     p.add_argument("--strain-step", type=float, default=1e-4, help="quasistatic strain step of the probes")
     p.add_argument("--full-system", action="store_true", help="probe on the full system instead of cut-outs")
-    p.add_argument("--store", default=None, help="folder of the per-probe store (default: next to output)")
+    p.add_argument("--out", "--store", dest="store", default=None, help=STORE_HELP)
     add_client_options(p, mpi=False)  # LAMMPS needs MPICH in-process: no mpirun-launched workers
     add_config_option(p)
     p.set_defaults(func=cmd_measure)
@@ -127,7 +130,7 @@ def add_micro_parser(sub) -> None:
     p.add_argument("--stress-column", default=None, help="name of the xy stress column (default: the only c_*[4])")
     p.add_argument("--thresholds", default=None, help="text file of an L x L threshold map (default: frozen matrix)")
     p.add_argument("--shear-modulus", type=float, default=None, help="mu (default: measured)")
-    p.add_argument("--store", default=None, help="folder of the per-probe store (default: next to output)")
+    p.add_argument("--out", "--store", dest="store", default=None, help=STORE_HELP)
     add_client_options(p, mpi=False)  # LAMMPS needs MPICH in-process: no mpirun-launched workers
     add_config_option(p)
     p.set_defaults(func=cmd_ingest)
