@@ -83,7 +83,8 @@ def _timed(params, state, protocol, seed) -> tuple[float, dict, bool]:
     start = time.thread_time()
     ds = simulate(params, state, protocol, seed)
     seconds = time.thread_time() - start
-    return seconds, {k: int(ds.attrs[k]) for k in STEP_COUNTERS}, bool(ds["stuck"])
+    arrested = bool(ds.get("stuck", False))  # only creep runs arrest
+    return seconds, {k: int(ds.attrs[k]) for k in STEP_COUNTERS}, arrested
 
 
 def warm() -> None:
