@@ -35,7 +35,7 @@ from matplotlib.lines import Line2D
 
 from .distributions import cumulative_gap, gap_distribution, threshold_distribution
 from .flow_curve import MODEL_VALIDITY_RATE, fit_herschel_bulkley, flow_curve
-from .steady_state import REPLICA_DIM, completed, record_dim, snapshot_dim
+from .steady_state import REPLICA_DIM, arrest_times, completed, record_dim, snapshot_dim
 
 STRESS_LABEL = rf"stress $\Sigma$ [{STRESS}]"
 RATE_LABEL = rf"shear rate $\dot\gamma$ [{RATE}]"
@@ -386,6 +386,7 @@ def plot_creep(ds: xr.Dataset, hue: str | None = None, col: str | None = None, r
     rd = record_dim(ds)
     present = completed(ds)
     stuck = ds["stuck"].astype(bool) & present
+    arrest = arrest_times(ds)
     rate = ds["strain_rate"].where((ds["strain_rate"] > 0) & (ds["time"] > 0))
     fmean, ferr, nf = _replica_stats(rate, present & ~stuck & rate.notnull())
     smean, _, _ = _replica_stats(rate, stuck & rate.notnull())
@@ -412,7 +413,7 @@ def plot_creep(ds: xr.Dataset, hue: str | None = None, col: str | None = None, r
                     r = rate.isel(sel).isel({REPLICA_DIM: s})
                     last = r.dropna(rd)
                     y = float(last[-1]) if last.size else np.nan
-                    ax.plot(float(ds["arrest_time"].isel(sel).isel({REPLICA_DIM: s})), y, "x", color=color, ms=6,
+                    ax.plot(float(arrest.isel(sel).isel({REPLICA_DIM: s})), y, "x", color=color, ms=6,
                             mew=1.5, gid=gid, zorder=4)  # fmt: skip
             handles.append(Line2D([], [], color=color, lw=2, label=f"{label}: {nf_} flowing, {ns_} stuck"))
         ax.set(xscale="log", yscale="log")

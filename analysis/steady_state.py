@@ -169,6 +169,14 @@ def _rate_over(ds: xr.Dataset, mask: xr.DataArray) -> xr.DataArray:
     return (strain.max(rd) - strain.min(rd)) / (time.max(rd) - time.min(rd))
 
 
+def arrest_times(ds: xr.Dataset) -> xr.DataArray:
+    """``arrest_time`` of the runs [TIME]; NaN where the data carry none (e.g. particle runs, which
+    flag ``stuck`` from their late rate only)."""
+    if "arrest_time" in ds:
+        return ds["arrest_time"]
+    return xr.full_like(ds["stuck"], np.nan, dtype=float).assign_attrs(units=TIME, long_name="arrest time")
+
+
 def steady_strain_rate(ds: xr.Dataset, start_fraction: float = 0.5, tolerance: float = DRIFT_TOLERANCE) -> xr.Dataset:
     """Steady strain rate of creep runs, of the flowing replicas only, with the stuck ones beside it.
 
@@ -207,7 +215,7 @@ def steady_strain_rate(ds: xr.Dataset, start_fraction: float = 0.5, tolerance: f
     out["stuck_fraction"] = (stuck.sum(REPLICA_DIM) / present.sum(REPLICA_DIM)).assign_attrs(
         units="1", long_name="stuck fraction"
     )
-    arrest = replica_mean(ds["arrest_time"].where(stuck), "arrest_time")
+    arrest = replica_mean(arrest_times(ds).where(stuck), "arrest_time")
     out["arrest_time"] = arrest["arrest_time"].assign_attrs(units=TIME, long_name="mean arrest time (stuck replicas)")
     out["arrest_time_err"] = arrest["arrest_time_err"].assign_attrs(units=TIME, long_name="arrest time error")
     first, second = _halves(ds, start_fraction)

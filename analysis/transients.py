@@ -6,7 +6,15 @@ import numpy as np
 import xarray as xr
 from epmsweep.engine.units import RATE, STRESS, TIME
 
-from .steady_state import REPLICA_DIM, completed, record_dim, replica_mean, steady_strain_rate, steady_stress
+from .steady_state import (
+    REPLICA_DIM,
+    arrest_times,
+    completed,
+    record_dim,
+    replica_mean,
+    steady_strain_rate,
+    steady_stress,
+)
 
 
 def _at(da: xr.DataArray, dim: str, index: xr.DataArray) -> xr.DataArray:
@@ -141,8 +149,8 @@ def stuck_statistics(ds: xr.Dataset) -> xr.Dataset:
     Parameters
     ----------
     ds : xarray.Dataset
-        Creep group: ``stuck`` (bool), ``arrest_time`` [TIME] on (..., stress_imposed, seed);
-        ``completed`` (bool, optional).
+        Creep group: ``stuck`` (bool) on (..., stress_imposed, seed); ``arrest_time`` [TIME] and
+        ``completed`` (bool) used when present.
 
     Returns
     -------
@@ -153,7 +161,7 @@ def stuck_statistics(ds: xr.Dataset) -> xr.Dataset:
     present = completed(ds)
     stuck = ds["stuck"].astype(bool) & present
     n = present.sum(REPLICA_DIM)
-    arrest = replica_mean(ds["arrest_time"].where(stuck), "t")
+    arrest = replica_mean(arrest_times(ds).where(stuck), "t")
     return xr.Dataset(
         {
             "stuck_fraction": (stuck.sum(REPLICA_DIM) / n).assign_attrs(units="1", long_name="stuck fraction"),

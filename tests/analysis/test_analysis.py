@@ -298,3 +298,11 @@ def test_no_interior_minimum_or_peak_gives_nan_with_a_reason():
     rising_stress = rate_dataset([1e-3], lambda g, e: 0.5 * e / 8)
     ov = stress_overshoot(rising_stress).squeeze()
     assert np.isnan(float(ov.overshoot)) and "first or last" in str(ov.reason.values)
+
+
+def test_creep_without_arrest_times_as_particle_runs():
+    ds = creep_dataset([0.6], lambda s, t: np.full_like(t, 0.01), stuck=np.array([[0, 0, 0, 1]]))
+    ds = ds.drop_vars("arrest_time")
+    sr = steady_strain_rate(ds).squeeze()
+    assert int(sr.n_stuck) == 1 and np.isnan(float(sr.arrest_time))
+    assert np.isnan(float(stuck_statistics(ds).mean_arrest_time.squeeze()))
