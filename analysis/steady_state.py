@@ -13,7 +13,18 @@ SNAPSHOT_DIMS = ("snapshot_strain", "snapshot_time")
 
 def record_dim(ds: xr.Dataset | xr.DataArray) -> str:
     """The dimension of the time series: ``strain`` (imposed rate) or ``time`` (imposed stress, or
-    an imposed-rate run whose length was given in time)."""
+    an imposed-rate run whose length was given in time).
+
+    Parameters
+    ----------
+    ds : xarray.Dataset or xarray.DataArray
+        A group, a run, or one of their variables.
+
+    Returns
+    -------
+    str
+        ``"strain"`` or ``"time"``; ValueError if neither is a dimension.
+    """
     try:
         return next(d for d in RECORD_DIMS if d in ds.dims)
     except StopIteration:
@@ -21,17 +32,47 @@ def record_dim(ds: xr.Dataset | xr.DataArray) -> str:
 
 
 def snapshot_dim(ds: xr.Dataset | xr.DataArray) -> str | None:
-    """The dimension of the snapshots (``snapshot_strain`` or ``snapshot_time``), None without any."""
+    """The dimension of the snapshots (``snapshot_strain`` or ``snapshot_time``), None without any.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset or xarray.DataArray
+
+    Returns
+    -------
+    str or None
+    """
     return next((d for d in SNAPSHOT_DIMS if d in ds.dims and ds.sizes[d]), None)
 
 
 def is_imposed_rate(ds: xr.Dataset) -> bool:
-    """True for imposed-rate data: an assembled group, a single run or a particle run."""
+    """True for imposed-rate data: an assembled group, a single run or a particle run.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Read: the ``protocol`` attribute, else the presence of a ``shear_rate`` coordinate.
+
+    Returns
+    -------
+    bool
+    """
     return ds.attrs.get("protocol") == "imposed_rate" or "shear_rate" in ds.coords
 
 
 def completed(ds: xr.Dataset) -> xr.DataArray:
-    """The runs present in ``ds`` (assembled files mark missing or failed runs in ``completed``)."""
+    """The runs present in ``ds`` (assembled files mark missing or failed runs in ``completed``).
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A group; ``completed`` (bool, on the sweep dims and ``seed``) is used when present.
+
+    Returns
+    -------
+    xarray.DataArray
+        Bool on the sweep dims and ``seed`` (all True without ``completed``).
+    """
     if "completed" in ds:
         return ds["completed"].astype(bool)
     dims = [d for d in ds.dims if d not in (*RECORD_DIMS, *SNAPSHOT_DIMS, "y", "x")]
@@ -46,6 +87,18 @@ def steady_window(ds: xr.Dataset, start_fraction: float = 0.5) -> xr.DataArray:
     steady flow after a few units of mu gdot t; run to >= 8 and keep the late half); under creep,
     time >= ``start_fraction`` x final time (linear in time, so log-spaced records are weighted by
     the time they cover through the strain difference, see ``steady_strain_rate``).
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A group or run with ``strain`` [1] (imposed rate) or ``time`` [TIME] (creep) on the record dim.
+    start_fraction : float
+        In [0, 1).
+
+    Returns
+    -------
+    xarray.DataArray
+        Bool on the dims of the clock (record dim, and the run dims where the clock depends on them).
     """
     if not 0 <= start_fraction < 1:
         raise ValueError(f"start_fraction must be in [0, 1), got {start_fraction}")
