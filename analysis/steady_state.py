@@ -133,7 +133,7 @@ def replica_mean(per_run: xr.DataArray, name: str) -> xr.Dataset:
 
 def check_drift(
     early: xr.DataArray, late: xr.DataArray, value: xr.DataArray, tolerance: float = DRIFT_TOLERANCE,
-    relative_floor: float = 0.02,
+    relative_floor: float = 0.01,
 ) -> xr.Dataset:
     """The one steadiness rule of both protocols: drift of the late window against its error.
 
@@ -141,7 +141,7 @@ def check_drift(
     (second half - first half) and its error the standard error of that mean over replicas. The
     window is steady when ``|drift| <= tolerance x error``, or when ``|drift| <= relative_floor x
     |value|`` (so that noiseless data, and a single replica, whose error is unknown, are judged
-    by a relative change of 2 % by default).
+    by a relative change of 1 % by default).
 
     Parameters
     ----------
