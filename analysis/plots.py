@@ -78,7 +78,7 @@ def _facet_label(da: xr.DataArray, sel: dict[str, int]) -> str:
     for dim, i in sel.items():
         value = da[dim].values[i] if dim in da.coords else i
         units = _units(da, dim)
-        unit = f" {units}" if units not in (None, "1") else ""
+        unit = f" [{units}]" if units not in (None, "1") else ""
         parts.append(f"{SYMBOLS.get(dim, dim.replace('_', ' '))} = {_fmt(value)}{unit}")
     return ", ".join(parts)
 
@@ -417,9 +417,8 @@ def plot_creep(ds: xr.Dataset, hue: str | None = None, col: str | None = None, r
                             mew=1.5, gid=gid, zorder=4)  # fmt: skip
             handles.append(Line2D([], [], color=color, lw=2, label=f"{label}: {nf_} flowing, {ns_} stuck"))
         ax.set(xscale="log", yscale="log")
-        ax.set_title(title or lay.fixed, fontsize=9)
-        ax.text(0.02, 0.03, rf"{total_stuck} of {total} runs stuck ($\times$: arrest; dotted: their mean)",
-                transform=ax.transAxes, fontsize=6.5, color="0.3")  # fmt: skip
+        note = rf"{total_stuck} of {total} runs stuck ($\times$: arrest; dotted: their mean)"
+        ax.set_title(f"{title or lay.fixed}\n{note}", fontsize=8)
         if lay.hue and not lay.colorbar:
             ax.legend(handles=handles, title=_title(fmean, lay.hue), fontsize=6.5, title_fontsize=7, loc="best")
     for ax in axes[-1]:

@@ -119,7 +119,7 @@ def test_creep_draws_every_curve_and_stuck_runs_apart(n, two_dims, tmp_path):
     assert len(curves(fig)) == n * facets
     crosses = [line for ax in fig.axes for line in ax.get_lines() if line.get_marker() == "x"]
     assert len(crosses) == int(ds["stuck"].sum())  # one mark per stuck run, at its arrest time
-    notes = [t.get_text() for ax in fig.axes for t in ax.texts]
+    notes = [ax.get_title() for ax in fig.axes]
     assert any(f"of {n * 4} runs stuck" in t for t in notes)
     written(fig, tmp_path, f"creep{n}{two_dims}")
 
