@@ -17,6 +17,7 @@ from epmsweep.analysis import (  # noqa: E402
     plot_flow_curve,
     plot_stress_strain,
     save_figure,
+    write_figures,
 )
 from epmsweep.engine import InitialState  # noqa: E402
 
@@ -172,3 +173,17 @@ def test_many_curves_get_distinct_colours():
     colors = {tuple(np.round(line.get_color(), 4)) for line in fig.axes[0].get_lines()}
     assert len(colors) == 24
     plt.close(fig)
+
+
+def test_write_figures_writes_print_png_and_pdf_of_every_figure(tmp_path):
+    tree = xr.DataTree.from_dict(
+        {"/imposed_rate": rate_group(4, snapshots=True), "/imposed_stress": creep_group(3)}
+    )
+    paths = write_figures(tree, tmp_path / "figs")
+    names = {p.stem for p in paths}
+    assert names == {"flow_curve", "stress_strain", "distributions", "creep"}
+    assert sorted(p.suffix for p in paths) == [".pdf"] * 4 + [".png"] * 4
+    png = plt.imread(tmp_path / "figs" / "creep.png")
+    assert png.shape[1] >= 4.4 * 300  # one 4.4-inch panel at 300 dpi
+    svg = write_figures(tree, tmp_path / "svg", formats=("svg",), dpi=72)
+    assert len(svg) == 4 and all(p.read_text().lstrip().startswith("<?xml") for p in svg)
