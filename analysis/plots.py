@@ -10,6 +10,8 @@ Conventions shared by every plot:
 - every further sweep dimension becomes a facet: the first one columns, the second rows (and any
   more are folded into the rows); facet titles name the value and its units;
 - time series are the mean over replicas with a band of +- one standard error;
+- imposed rates above the model's validity limit (``MODEL_VALIDITY_RATE``) are labelled
+  "(beyond model)"; the flow curve shades them;
 - every drawn curve's artists carry the ``gid`` ``"curve:<n>"`` (one n per curve and facet), so
   that the number of curves of a figure can be checked.
 
@@ -157,7 +159,8 @@ class _Layout:
             yield {}, self.colors[0], None
             return
         for k, value in enumerate(self.hue_values):
-            yield {self.hue: k}, self.colors[k], _fmt(value)
+            beyond = self.hue == "shear_rate" and float(value) > MODEL_VALIDITY_RATE
+            yield {self.hue: k}, self.colors[k], _fmt(value) + (" (beyond model)" if beyond else "")
 
     def finish(self, fig: Figure, axes: np.ndarray, extra_handles: list | None = None) -> None:
         """Legend (few curves) or colour bar (many), shared by the facets."""
