@@ -7,11 +7,11 @@ Functions take the per-protocol Datasets of an assembled sweep (``tree["imposed_
 from .distributions import cumulative_gap, gap_distribution, threshold_distribution
 from .flow_curve import (
     MODEL_VALIDITY_RATE,
-    HerschelBulkleyFit,
     at_shear_modulus,
     fit_herschel_bulkley,
     flow_curve,
     herschel_bulkley,
+    herschel_bulkley_curve,
 )
 from .plots import (
     plot_creep,
@@ -19,26 +19,30 @@ from .plots import (
     plot_distributions,
     plot_flow_curve,
     plot_stress_strain,
+    save_figure,
     write_figures,
 )
-from .steady_state import steady_strain_rate, steady_stress, steady_window
+from .steady_state import DRIFT_TOLERANCE, check_drift, steady_strain_rate, steady_stress, steady_window
 from .transients import creep_minimum, stress_overshoot, stuck_statistics
 
 __all__ = [
     "MODEL_VALIDITY_RATE",
-    "HerschelBulkleyFit",
+    "DRIFT_TOLERANCE",
     "at_shear_modulus",
+    "check_drift",
     "creep_minimum",
     "cumulative_gap",
     "fit_herschel_bulkley",
     "flow_curve",
     "gap_distribution",
     "herschel_bulkley",
+    "herschel_bulkley_curve",
     "plot_creep",
     "plot_cumulative_gap",
     "plot_distributions",
     "plot_flow_curve",
     "plot_stress_strain",
+    "save_figure",
     "steady_strain_rate",
     "steady_stress",
     "steady_window",

@@ -51,7 +51,19 @@ def _default_bins(values: xr.DataArray, n: int = 80) -> np.ndarray:
 def threshold_distribution(ds: xr.Dataset, bins: np.ndarray | None = None) -> xr.Dataset:
     """P_a(sigma_th): normalised histogram of the thresholds of all snapshots (pooled over seeds).
 
-    ``bins``: edges (stress units); by default 80 bins spanning all values.
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Group with snapshots: ``threshold`` [STRESS] on (..., seed, snapshot_strain, y, x).
+    bins : array-like, optional
+        Bin edges [STRESS]; by default 80 bins spanning all values.
+
+    Returns
+    -------
+    xarray.Dataset
+        On the sweep dims without seed, snapshots and lattice: ``density`` [1 / STRESS] on
+        (..., threshold) integrating to 1, ``mean`` [STRESS], ``samples``; coordinates
+        ``threshold`` (bin centres) and ``threshold_edges``.
     """
     bins = _default_bins(ds["threshold"]) if bins is None else np.asarray(bins, float)
     return _histogram(ds["threshold"], bins, "threshold", STRESS)
@@ -60,7 +72,19 @@ def threshold_distribution(ds: xr.Dataset, bins: np.ndarray | None = None) -> xr
 def gap_distribution(ds: xr.Dataset, bins: np.ndarray | None = None) -> xr.Dataset:
     """P(x): normalised histogram of the local gaps x = sigma_th - sigma of all snapshots.
 
-    ``bins``: edges (stress units); by default 80 bins spanning all values.
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Group with snapshots: ``threshold`` and ``local_stress`` [STRESS] on
+        (..., seed, snapshot_strain, y, x).
+    bins : array-like, optional
+        Bin edges [STRESS]; by default 80 bins spanning all values.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``density`` [1 / STRESS] on (..., gap), ``mean`` [STRESS], ``samples``; coordinates ``gap``
+        and ``gap_edges``.
     """
     gap = (ds["threshold"] - ds["local_stress"]).rename("gap")
     bins = _default_bins(gap) if bins is None else np.asarray(bins, float)
@@ -70,8 +94,20 @@ def gap_distribution(ds: xr.Dataset, bins: np.ndarray | None = None) -> xr.Datas
 def cumulative_gap(state: InitialState, x: np.ndarray | None = None, stress: float = 0.0) -> xr.DataArray:
     """C(X): fraction of sites of an initial state with gap sigma_th - sigma < X.
 
-    ``stress`` is added to every local stress first (e.g. the imposed stress of a creep run, to read
-    off the share of sites that are unstable at once).
+    Parameters
+    ----------
+    state : InitialState
+        Thresholds and stresses [STRESS] of the lattice.
+    x : array-like, optional
+        Gaps X [STRESS] at which to evaluate; by default 400 points over the range of the gaps.
+    stress : float
+        Added to every local stress first [STRESS] (e.g. the imposed stress of a creep run, to
+        read off the share of sites that are unstable at once).
+
+    Returns
+    -------
+    xarray.DataArray
+        C(X) [1] on ``gap``.
     """
     gaps = np.sort((state.threshold - (state.stress + stress)).ravel())
     x = np.linspace(min(0.0, gaps[0]), gaps[-1], 400) if x is None else np.asarray(x, float)

@@ -31,8 +31,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
-from epmsweep.analysis import steady_strain_rate, steady_stress, stress_overshoot  # noqa: E402
-from epmsweep.engine import ImposedRate, ImposedStress, InitialState  # noqa: E402
+from epmsweep.analysis import save_figure, steady_strain_rate, steady_stress, stress_overshoot  # noqa: E402
+from epmsweep.engine import ImposedRate, ImposedStress, InitialState, units  # noqa: E402
 from epmsweep.engine.files import save_dataset  # noqa: E402
 from epmsweep.micro import Configuration, QuenchProtocol, measure_initial_state, prepare_glass, shear  # noqa: E402
 from epmsweep.sweep import open_client, run_sweep  # noqa: E402
@@ -90,19 +90,22 @@ def figure(particles, rate, creep, states, out: Path) -> Path:
         p = particles[f"{name}_rate"]
         a.plot(p.strain, p.stress, "--", color=colour, label=f"{name} particles")
         lat = creep.sel(initial_state=name, stress_imposed=STRESS)
-        t, g = lat.time, lat.strain_rate.mean("seed")
-        b.loglog(t[1:], g[1:], color=colour, label=f"{name} lattice (stuck {float(lat.stuck.mean()):.2f})")
+        flowing = ~lat.stuck.astype(bool)  # flowing replicas only: stuck ones are counted, never averaged in
+        t, g = lat.time, lat.strain_rate.where(flowing).mean("seed")
+        n_stuck, n = int((~flowing).sum()), lat.sizes["seed"]
+        b.loglog(t[1:], g[1:], color=colour, label=f"{name} lattice, flowing replicas ({n_stuck}/{n} stuck)")
         p = particles[f"{name}_creep"]
         b.loglog(p.time[1:], np.abs(p.strain_rate[1:]), "--", color=colour, label=f"{name} particles")
-    a.set(xlabel="strain gamma", ylabel="shear stress (LJ units)", title=f"imposed rate {RATE:g}")
-    b.set(xlabel="time (LJ units)", ylabel="shear rate (1/time)", title=f"imposed stress {STRESS:g}")
+    a.set(xlabel=r"strain $\gamma$", ylabel=f"stress [{units.STRESS}]", title=f"imposed rate {RATE:g} [{units.RATE}]")
+    b.set(xlabel=f"time [{units.TIME}]", ylabel=f"strain rate [{units.RATE}]",
+          title=f"imposed stress {STRESS:g} [{units.STRESS}]")
     for ax in (a, b):
         ax.legend(fontsize=8)
     fig.suptitle(", ".join(f"{n}: E = {s.provenance['prep_energy_per_particle']:.4f}, mu = {s.shear_modulus:.1f}"
                            for n, s in states.items()))  # fmt: skip
     fig.tight_layout()
     path = out / "particle_to_lattice.png"
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path)  # PNG at 300 dpi and PDF
     return path
 
 

@@ -118,10 +118,11 @@ def _run(args: argparse.Namespace, spec_file: str) -> int:
     return 0 if status.failed == 0 else 1
 
 
-def _plot(tree, outdir: Path) -> None:
+def _plot(tree, outdir: Path, args: argparse.Namespace | None = None) -> None:
     from epmsweep.analysis import write_figures
 
-    for path in write_figures(tree, outdir):
+    vector, dpi = getattr(args, "vector", "pdf"), getattr(args, "dpi", 300)
+    for path in write_figures(tree, outdir, formats=("png", vector), dpi=dpi):
         print(f"figure: {path}")
 
 
@@ -193,7 +194,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
         tree.close()
         raise ParameterError(str(path), f"not an assembled sweep dataset (no {' or '.join(PROTOCOLS)} group)")
     with tree:
-        _plot(tree, Path(args.figures) if args.figures else figures_folder(path))
+        _plot(tree, Path(args.figures) if args.figures else figures_folder(path), args)
     return 0
 
 
@@ -249,10 +250,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_out_option(p)
     p.set_defaults(func=cmd_assemble)
 
-    p = sub.add_parser("plot", help="draw the figures of an assembled dataset as PNG")
+    p = sub.add_parser("plot", help="draw the figures of an assembled dataset as PNG and PDF (or SVG)")
     p.add_argument("dataset", help="assembled netCDF file (<out>/<name>.nc), or a sweep name under --out")
     _add_out_option(p)
     _add_figures_option(p, "<dataset stem>_figures next to the dataset")
+    p.add_argument("--vector", choices=("pdf", "svg"), default="pdf", help="vector format written beside each PNG")
+    p.add_argument("--dpi", type=int, default=300, help="resolution of the PNG files (default 300, print)")
     p.set_defaults(func=cmd_plot)
 
     p = sub.add_parser("doctor", help="check the settings and the machine before running on a cluster")

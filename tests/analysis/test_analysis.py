@@ -87,12 +87,12 @@ def test_herschel_bulkley_fit_recovers_known_parameters():
         }
     )
     fit = fit_herschel_bulkley(flow)
-    estimates = zip((fit.sigma_y, fit.a, fit.n), (fit.sigma_y_err, fit.a_err, fit.n_err), truth, strict=True)
-    for value, error, true in estimates:
-        assert abs(value - true) < 4 * error, (value, error, true)
-    assert fit.n_points == 12 and 0.2 < fit.chi2_reduced < 3.0
-    with pytest.raises(ValueError, match=">= 4 points"):
-        fit_herschel_bulkley(flow.isel(point=slice(0, 3)))
+    for name, true in zip(("sigma_y", "a", "n"), truth, strict=True):
+        assert abs(float(fit[name]) - true) < 4 * float(fit[f"{name}_err"]), (name, float(fit[name]), true)
+    assert int(fit.n_points) == 12 and 0.2 < float(fit.chi2_reduced) < 3.0
+    np.testing.assert_allclose(np.sqrt(np.diag(fit.covariance)), [fit.sigma_y_err, fit.a_err, fit.n_err])
+    few = fit_herschel_bulkley(flow.isel(point=slice(0, 3)))
+    assert np.isnan(float(few.sigma_y)) and "need >= 4" in str(few.reason.values)
 
 
 def test_flow_curve_joins_both_protocols():
@@ -118,7 +118,7 @@ def test_flow_curve_at_another_shear_modulus():
     np.testing.assert_allclose(at5.shear_rate, 3 * flow.shear_rate, rtol=1e-15)
     np.testing.assert_array_equal(at5.stress, flow.stress)
     fit = fit_herschel_bulkley(at5, max_rate=1.0)
-    assert fit.n == pytest.approx(0.8, abs=0.02) and fit.a == pytest.approx(1.2 / 3**0.8, rel=0.05)
+    assert float(fit.n) == pytest.approx(0.8, abs=0.02) and float(fit.a) == pytest.approx(1.2 / 3**0.8, rel=0.05)
     with pytest.raises(ValueError, match="moduli"):
         at_shear_modulus(flow, 0.0, 15.0)
 
@@ -167,6 +167,8 @@ def test_creep_minimum_and_stuck_fraction():
     m = creep_minimum(ds).squeeze()
     assert float(m.minimum_time) == pytest.approx(100, rel=0.1)
     assert 100 <= float(m.fluidisation_time) <= 130
+    assert int(m.n_minimum) == 2 and int(m.n_stuck) == 2 and str(m.reason.values) == ""  # the flowing replicas only
+    assert float(m.minimum_time_err) == 0.0  # identical flowing replicas
     st = stuck_statistics(ds).squeeze()
     assert float(st.stuck_fraction) == 0.5 and float(st.mean_arrest_time) == 50.0
     assert float(steady_strain_rate(ds).stuck_fraction.squeeze()) == 0.5
@@ -176,7 +178,7 @@ def test_plots_have_labeled_axes(tmp_path):
     matplotlib.use("Agg")
     rate = rate_dataset(np.geomspace(1e-3, 1e-2, 4), lambda g, e: 0.5 + 1.2 * g**0.8 + 0 * e, noise=0.01)
     flow = flow_curve(rate)
-    fig = plot_flow_curve(flow, {"": fit_herschel_bulkley(flow)})
+    fig = plot_flow_curve(flow, fit_herschel_bulkley(flow))
     ax = fig.axes[0]
     assert "shear rate" in ax.get_xlabel() and "stress" in ax.get_ylabel() and ax.get_xscale() == "log"
     fig.savefig(tmp_path / "f.png")
@@ -191,3 +193,116 @@ def test_plots_have_labeled_axes(tmp_path):
     x = 0.5
     low = [np.interp(x, line.get_xdata(), line.get_ydata()) for line in lines[:2]]
     assert low[0] > low[1]
+
+
+def test_stuck_and_flowing_replicas_never_mixed():
+    """Two flowing replicas at 0.01, two stuck at 0 after t = 50: the late rate is that of the flowing ones."""
+
+    def rate(s, t):
+        return np.full_like(t, 0.01)
+
+    ds = creep_dataset([0.6, 0.65], rate, stuck=np.array([[0, 1, 1, 0], [1, 1, 1, 1]]))
+    stuck_rate = ds["strain_rate"].where(ds.time < 50, 0.0)
+    ds["strain_rate"] = ds["strain_rate"].where(~ds.stuck, stuck_rate)
+    gained = (ds["strain_rate"].isel(time=slice(1, None)) * ds.time.diff("time")).cumsum("time")
+    ds["strain"] = xr.concat([xr.zeros_like(ds["strain"].isel(time=0)), gained], "time").transpose(*ds["strain"].dims)
+    sr = steady_strain_rate(ds)
+    assert float(sr.strain_rate.sel(stress_imposed=0.6)) == pytest.approx(0.01, rel=1e-9)
+    assert int(sr.n_flowing.sel(stress_imposed=0.6)) == 2 and int(sr.n_stuck.sel(stress_imposed=0.6)) == 2
+    assert float(sr.arrest_time.sel(stress_imposed=0.6)) == 50.0
+    assert np.isnan(float(sr.strain_rate.sel(stress_imposed=0.65)))  # nobody flows: no rate, not 0
+    assert not bool(sr.steady.sel(stress_imposed=0.65))
+    flow = flow_curve(imposed_stress=ds)
+    assert flow.attrs["excluded_stuck"] == 1 and bool(flow.all_stuck[1]) and np.isnan(float(flow.stress[1]))
+    assert float(flow.shear_rate[0]) == pytest.approx(0.01) and int(flow.n_stuck[0]) == 2
+    st = stuck_statistics(ds)
+    assert list(st.n_stuck.values) == [2, 4] and list(st.n_flowing.values) == [2, 0]
+
+
+def test_creep_drift_is_detected_and_excluded():
+    """Rate still decaying as t^-1 over the window (500-1000): the halves differ by far more than their error."""
+
+    def decaying(s, t):
+        with np.errstate(divide="ignore"):
+            return np.where(t > 0, 0.01 * (1 + RNG.normal(0, 0.02, t.size)) * (t / 10) ** -1.0, 0.0)
+
+    def steady(s, t):
+        return 0.004 * (1 + RNG.normal(0, 0.02, t.size))
+
+    ds = xr.concat([creep_dataset([0.55], decaying), creep_dataset([0.6], steady)], "stress_imposed")
+    sr = steady_strain_rate(ds)
+    assert list(sr.steady.values) == [False, True]
+    assert float(sr.strain_rate_drift[0]) < -3 * float(sr.strain_rate_drift_err[0])
+    flow = flow_curve(imposed_stress=ds)
+    assert flow.attrs["excluded_unsteady"] == 1 and np.isnan(float(flow.shear_rate[0]))
+    assert np.isfinite(float(flow.shear_rate[1]))
+    kept = flow_curve(imposed_stress=ds, keep_unsteady=True)
+    assert kept.attrs["excluded_unsteady"] == 0 and kept.attrs["unsteady_points"] == 1
+    assert np.isfinite(float(kept.shear_rate[0])) and not bool(kept.steady[0])
+
+
+def test_imposed_rate_drift_flags_the_point():
+    drifting = steady_stress(rate_dataset([1e-3, 2e-3], lambda g, e: 0.5 + (g == 1e-3) * 0.01 * e, noise=0.001))
+    assert list(drifting.steady.values) == [False, True]
+
+
+def test_herschel_bulkley_over_extra_dims_recovers_each_curve():
+    """Two initial states x two model values, each with its own (Sigma_Y, A, n); the fit keeps both dims."""
+    truth = {("E1", 1.0): (0.50, 1.2, 0.8), ("E1", 2.0): (0.52, 0.9, 0.7),
+             ("E2", 1.0): (0.48, 1.5, 0.9), ("E2", 2.0): (0.55, 1.1, 0.6)}  # fmt: skip
+    rates = np.geomspace(1e-4, 2e-2, 10)
+    err = 0.002
+    stress = np.array([
+        [[s + a * g**n + err * RNG.normal() for g in rates] for (s, a, n) in (truth[(e, 1.0)], truth[(e, 2.0)])]
+        for e in ("E1", "E2")
+    ])  # fmt: skip
+    dims = ("initial_state", "tau_res", "point")
+    flow = xr.Dataset(
+        {
+            "shear_rate": (dims, np.broadcast_to(rates, stress.shape)),
+            "stress": (dims, stress),
+            "stress_err": (dims, np.full(stress.shape, err)),
+            "shear_rate_err": (dims, np.zeros(stress.shape)),
+            "steady": (dims, np.ones(stress.shape, bool)),
+        },
+        coords={"initial_state": ["E1", "E2"], "tau_res": [1.0, 2.0]},
+    )
+    fit = fit_herschel_bulkley(flow)
+    assert fit.sigma_y.dims == ("initial_state", "tau_res") and fit.covariance.shape == (2, 2, 3, 3)
+    for (state, tau), values in truth.items():
+        p = fit.sel(initial_state=state, tau_res=tau)
+        for name, true in zip(("sigma_y", "a", "n"), values, strict=True):
+            assert abs(float(p[name]) - true) < 5 * float(p[f"{name}_err"]), (state, tau, name)
+        assert int(p.n_points) == 10 and str(p.reason.values) == ""
+    # points flagged unsteady are left out unless asked for
+    flow["steady"][0, 0, :7] = False
+    part = fit_herschel_bulkley(flow)
+    assert np.isnan(float(part.sigma_y[0, 0])) and "3 usable points" in str(part.reason.values[0, 0])
+    assert int(fit_herschel_bulkley(flow, include_unsteady=True).n_points[0, 0]) == 10
+
+
+def test_no_interior_minimum_or_peak_gives_nan_with_a_reason():
+    def decaying(s, t):
+        return 0.01 * np.exp(-t / 2000)  # monotonic: the lowest rate is the last record
+
+    def rising(s, t):
+        return 0.001 + 0.01 * t / 1000
+
+    ds = xr.concat([creep_dataset([0.55], decaying), creep_dataset([0.6], rising)], "stress_imposed")
+    m = creep_minimum(ds)
+    assert np.all(np.isnan(m.minimum_time.values)) and np.all(np.isnan(m.depth.values))
+    assert list(m.n_minimum.values) == [0, 0]
+    assert all("no interior minimum" in r for r in m.reason.values)
+    stuck = creep_minimum(creep_dataset([0.5], decaying, stuck=np.ones((1, 4))))
+    assert "every replica stuck" in str(stuck.reason.values[0])
+    rising_stress = rate_dataset([1e-3], lambda g, e: 0.5 * e / 8)
+    ov = stress_overshoot(rising_stress).squeeze()
+    assert np.isnan(float(ov.overshoot)) and "first or last" in str(ov.reason.values)
+
+
+def test_creep_without_arrest_times_as_particle_runs():
+    ds = creep_dataset([0.6], lambda s, t: np.full_like(t, 0.01), stuck=np.array([[0, 0, 0, 1]]))
+    ds = ds.drop_vars("arrest_time")
+    sr = steady_strain_rate(ds).squeeze()
+    assert int(sr.n_stuck) == 1 and np.isnan(float(sr.arrest_time))
+    assert np.isnan(float(stuck_statistics(ds).mean_arrest_time.squeeze()))
