@@ -57,7 +57,7 @@ SUBSTITUTIONS: list[tuple[str, str, str]] = [  # (README text, what runs instead
     ("stress: [0.55, 0.6, 0.65, 0.7]\n  t_end: 10000.0", "stress: [0.6, 0.7]\n  t_end: 20.0",
      "two stresses, creep of 20 time units"),
     ("axes: {tau_res: [1.5, 2.0, 2.5]}", "axes: {tau_res: [1.5, 2.5]}", "two values of the model axis"),
-    ("strain=8.0)   # any slice", "strain=0.5)   # any slice", "the end of the shorter runs"),
+    ("strain=8.0).values)   # any slice", "strain=0.5).values)   # any slice", "the end of the shorter runs"),
     # the sweep commands: a placeholder address becomes a real scheduler's (a LocalCluster of the test)
     ("tcp://host:8786", "{scheduler}", "the address of a real scheduler started by the test"),
     # several machines become one: the scheduler and the workers, each a command left running on its
