@@ -15,8 +15,10 @@ MODEL_VALIDITY_RATE = 0.02
 """gdot_X: above it the mesoscale model no longer describes the particle system (paper)."""
 
 HB_PARAMETERS = ("sigma_y", "a", "n")
-HB_UNITS = {"sigma_y": STRESS, "a": f"{STRESS} * {TIME}^n", "n": "1"}
-"""Units of the parameters; A is a stress times a time to the power n (not a fixed pint unit)."""
+HB_UNITS = {"sigma_y": STRESS, "a": None, "n": "1"}
+"""Units of the parameters. A has none that a units library could parse: it is a stress times a
+time to the power n, the fitted exponent (said in its ``comment`` attribute)."""
+A_UNITS_COMMENT = f"units: {STRESS} * {TIME}^n, with n the fitted exponent"
 HB_LONG_NAMES = {"sigma_y": "dynamic yield stress", "a": "Herschel-Bulkley prefactor", "n": "Herschel-Bulkley exponent"}
 
 
@@ -267,10 +269,10 @@ def fit_herschel_bulkley(
     params, errors, cov, chi2, used, lo, hi, reason = results
     out = xr.Dataset()
     for i, name in enumerate(HB_PARAMETERS):
-        units = HB_UNITS[name]
-        out[name] = params.isel(parameter=i, drop=True).assign_attrs(units=units, long_name=HB_LONG_NAMES[name])
+        units = {"units": HB_UNITS[name]} if HB_UNITS[name] else {"comment": A_UNITS_COMMENT}
+        out[name] = params.isel(parameter=i, drop=True).assign_attrs(**units, long_name=HB_LONG_NAMES[name])
         out[f"{name}_err"] = errors.isel(parameter=i, drop=True).assign_attrs(
-            units=units, long_name=f"{HB_LONG_NAMES[name]} error"
+            **units, long_name=f"{HB_LONG_NAMES[name]} error"
         )
     out["covariance"] = cov.assign_coords(parameter=list(HB_PARAMETERS), parameter_2=list(HB_PARAMETERS)).assign_attrs(
         long_name="covariance of (sigma_y, a, n)"

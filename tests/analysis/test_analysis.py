@@ -306,3 +306,31 @@ def test_creep_without_arrest_times_as_particle_runs():
     sr = steady_strain_rate(ds).squeeze()
     assert int(sr.n_stuck) == 1 and np.isnan(float(sr.arrest_time))
     assert np.isnan(float(stuck_statistics(ds).mean_arrest_time.squeeze()))
+
+
+def test_every_units_attribute_of_the_analysis_parses():
+    """Analysis outputs carry units a units library reads (the HB prefactor, whose unit depends on the
+    fitted exponent, says so in a comment instead)."""
+    from epmsweep.engine.units import unit_registry
+
+    ureg = unit_registry()
+    rates = list(np.geomspace(1e-3, 2e-2, 6))
+    rate = rate_dataset(rates, lambda g, e: 0.5 + 1.2 * g**0.8 + 0 * e, noise=1e-3)
+    creep = creep_dataset([0.55, 0.6], lambda s, t: 1e-3 * (1 + t / (1 + t)), stuck=np.array([[0, 0, 1, 0], [0] * 4]))
+    thr = RNG.weibull(1.5, size=(1, 2, 2, 8, 8)) * 0.57
+    fields = xr.Dataset({"threshold": (("shear_rate", "seed", "snapshot_strain", "y", "x"), thr),
+                         "local_stress": (("shear_rate", "seed", "snapshot_strain", "y", "x"), 0.5 * thr)})  # fmt: skip
+    flow = flow_curve(rate, creep)
+    outputs = [
+        steady_stress(rate), steady_strain_rate(creep), flow, fit_herschel_bulkley(flow), stress_overshoot(rate),
+        creep_minimum(creep), stuck_statistics(creep), threshold_distribution(fields), gap_distribution(fields),
+    ]  # fmt: skip
+    parsed = 0
+    for ds in outputs:
+        for name, var in ds.variables.items():
+            if "units" in var.attrs:
+                ureg.parse_units(var.attrs["units"])
+                parsed += 1
+            elif name in ("a", "a_err"):
+                assert "tau_LJ^n" in var.attrs["comment"]
+    assert parsed > 30
