@@ -177,6 +177,15 @@ def _halves(ds: xr.Dataset, start_fraction: float) -> tuple[xr.DataArray, xr.Dat
     return window & (clock < cut), window & (clock >= cut)
 
 
+def _add_drift(out: xr.Dataset, name: str, units: str, early, late, tolerance: float) -> None:
+    """Put ``check_drift`` of ``out[name]`` into ``out``: ``<name>_drift``, ``<name>_drift_err``, ``steady``."""
+    drift = check_drift(early, late, out[name], tolerance)
+    label = name.replace("_", " ")
+    out[f"{name}_drift"] = drift["drift"].assign_attrs(units=units, long_name=f"{label} drift over the window")
+    out[f"{name}_drift_err"] = drift["drift_err"].assign_attrs(units=units, long_name=f"{label} drift error")
+    out["steady"] = drift["steady"].assign_attrs(long_name="steady (drift within its error)", tolerance=tolerance)
+
+
 def steady_stress(ds: xr.Dataset, start_fraction: float = 0.5, tolerance: float = DRIFT_TOLERANCE) -> xr.Dataset:
     """Steady external stress of imposed-rate runs: window mean per run, then mean +- sem over seeds.
 
@@ -205,10 +214,7 @@ def steady_stress(ds: xr.Dataset, start_fraction: float = 0.5, tolerance: float 
     first, second = _halves(ds, start_fraction)
     early = ds["stress"].where(first).mean(rd).where(present)
     late = ds["stress"].where(second).mean(rd).where(present)
-    drift = check_drift(early, late, out["stress"], tolerance)
-    out["stress_drift"] = drift["drift"].assign_attrs(units=STRESS, long_name="stress drift over the window")
-    out["stress_drift_err"] = drift["drift_err"].assign_attrs(units=STRESS, long_name="stress drift error")
-    out["steady"] = drift["steady"].assign_attrs(long_name="steady (drift within its error)", tolerance=tolerance)
+    _add_drift(out, "stress", STRESS, early, late, tolerance)
     out["stress"].attrs = {"units": STRESS, "long_name": "steady stress"}
     out["stress_err"].attrs = {"units": STRESS, "long_name": "steady stress error"}
     out["stress_n"].attrs = {"units": "1", "long_name": "replicas"}
@@ -273,10 +279,7 @@ def steady_strain_rate(ds: xr.Dataset, start_fraction: float = 0.5, tolerance: f
     out["arrest_time_err"] = arrest["arrest_time_err"].assign_attrs(units=TIME, long_name="arrest time error")
     first, second = _halves(ds, start_fraction)
     early, late = _rate_over(ds, first).where(flowing), _rate_over(ds, second).where(flowing)
-    drift = check_drift(early, late, out["strain_rate"], tolerance)
-    out["strain_rate_drift"] = drift["drift"].assign_attrs(units=RATE, long_name="strain rate drift over the window")
-    out["strain_rate_drift_err"] = drift["drift_err"].assign_attrs(units=RATE, long_name="strain rate drift error")
-    out["steady"] = drift["steady"].assign_attrs(long_name="steady (drift within its error)", tolerance=tolerance)
+    _add_drift(out, "strain_rate", RATE, early, late, tolerance)
     out["strain_rate"].attrs = {"units": RATE, "long_name": "steady strain rate (flowing replicas)"}
     out["strain_rate_err"].attrs = {"units": RATE, "long_name": "steady strain rate error"}
     out["strain_rate_n"].attrs = {"units": "1", "long_name": "flowing replicas used"}
