@@ -183,5 +183,3 @@ Protocol = ImposedRate | ImposedStress
 """A protocol describes itself: ``name``, ``primary_dim`` (its sweep axis), ``record_dim`` and
 ``record_coords`` (the clock of its time series), ``snapshot_dim``, ``series`` and ``scalars``
 (the declared output variables it produces, ``engine.variables``) and ``schedule(dt)``."""
-
-PROTOCOLS: dict[str, type[ImposedRate] | type[ImposedStress]] = {p.name: p for p in (ImposedRate, ImposedStress)}

@@ -112,9 +112,12 @@ PARAMETER_UNITS = {
 """Units of the model parameters that can be sweep axes (dotted names with ``_`` for ``.``)."""
 
 
-def parameter_variable(dim: str, dtype: str = "float64") -> Variable:
-    """The coordinate of a model-parameter axis (``tau_res``, ``thresholds_shift``, ...)."""
-    return Variable(dim, (dim,), PARAMETER_UNITS.get(dim, DIMENSIONLESS), dim.replace("_", " "), dtype)
+def coordinate_variable(name: str) -> Variable:
+    """The declaration of a sweep coordinate: a declared variable, or a model-parameter axis
+    (``tau_res``, ``thresholds_shift``, ...)."""
+    if name in VARIABLES:
+        return VARIABLES[name]
+    return Variable(name, (name,), PARAMETER_UNITS.get(name, DIMENSIONLESS), name.replace("_", " "))
 
 
 def variable(name: str) -> Variable:

@@ -27,7 +27,7 @@ import netCDF4
 import numpy as np
 import xarray as xr
 from epmsweep.engine import DEFAULT_SHEAR_MODULUS, ParameterError, __version__
-from epmsweep.engine.variables import VARIABLES, parameter_variable, variable
+from epmsweep.engine.variables import coordinate_variable, variable
 
 from .plan import Plan
 from .spec import model_parameters
@@ -132,7 +132,7 @@ def _create(grp, name: str, dtype: str, dims: tuple, attrs: dict, **layout):
 
 def _coordinate(grp, name: str, dim: str, values) -> None:
     values = np.asarray(values)  # one dtype from all values: [1, 0.5] is float
-    declared = variable(name) if name in VARIABLES else parameter_variable(name)
+    declared = coordinate_variable(name)
     dtype = "str" if values.dtype.kind in "US" else values.dtype.name
     var = _create(grp, name, dtype, (dim,), declared.attrs)
     if dtype == "str":
@@ -221,7 +221,7 @@ def summary(groups: Mapping[str, xr.Dataset]) -> xr.Dataset:
     out = xr.merge(parts, compat="override", combine_attrs="drop_conflicts").drop_attrs(deep=False)
     out = out.drop_vars([c for c in out.coords if c not in out.dims and c != "shear_modulus"])
     for name in out.coords:  # the groups inherit the root's coordinates: same attributes
-        out[name].attrs = (variable(name) if name in VARIABLES else parameter_variable(name)).attrs
+        out[name].attrs = coordinate_variable(name).attrs
     return out
 
 

@@ -20,10 +20,11 @@ from epmsweep.engine import ParameterError, __version__
 from epmsweep.engine.cost import DEFAULT_BUDGET
 from epmsweep.micro.lammps_library import LammpsUnavailableError
 
+from .assemble import open_results
 from .client import add_client_options, add_config_option, client_from_args
 from .execute import assemble, assembled_path, run_sweep
 from .plan import make_plan
-from .spec import PROTOCOLS, parse_spec
+from .spec import parse_spec
 from .store import RunStore
 
 
@@ -183,17 +184,8 @@ def _dataset_path(dataset: str, out: str) -> Path:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    import xarray as xr
-
     path = _dataset_path(args.dataset, args.out)
-    try:
-        tree = xr.open_datatree(path, engine="netcdf4")
-    except (OSError, ValueError, RuntimeError) as err:
-        raise ParameterError(str(path), f"not a netCDF4 file ({type(err).__name__}: {err})") from None
-    if not set(tree.children) & set(PROTOCOLS):
-        tree.close()
-        raise ParameterError(str(path), f"not an assembled sweep dataset (no {' or '.join(PROTOCOLS)} group)")
-    with tree:
+    with open_results(path) as tree:
         _plot(tree, Path(args.figures) if args.figures else figures_folder(path), args)
     return 0
 

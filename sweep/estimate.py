@@ -20,7 +20,7 @@ import numpy as np
 from epmsweep.engine.cost import DEFAULT_BUDGET, RunCost, calibrate, warm
 
 from .plan import Plan, Run
-from .spec import PRIMARY_DIMS, PROTOCOLS, axis_groups, model_parameters
+from .spec import PRIMARY_DIMS, axis_groups, model_parameters
 
 MAX_POINTS = 48
 
@@ -82,7 +82,7 @@ def points_of(plan: Plan) -> list[Point]:
     for runs in groups.values():
         first = runs[0]
         params = model_parameters(first.model, first.overrides)
-        protocol = PROTOCOLS[first.protocol][0](**first.protocol_kwargs)
+        protocol = first.protocol_instance()
         points.append(Point(first.protocol, tuple(runs), protocol.schedule(params.dt)[0], params.L))
     return points
 
