@@ -86,25 +86,29 @@ def duration(value, key: str) -> timedelta:
 
 
 def walltime(kind: str) -> timedelta | None:
-    """The job walltime of ``jobqueue.<kind>.walltime`` ([D-]HH:MM:SS, MM:SS, or one number: minutes for
-    Slurm, seconds for PBS), or None when unset."""
+    """The job walltime of ``jobqueue.<kind>.walltime``, or None when unset.
+
+    Slurm's forms (``sbatch --time``): MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS; PBS's:
+    SS, MM:SS, HH:MM:SS. With a day count the clock starts at hours.
+    """
     key, value = f"jobqueue.{kind}.walltime", jobqueue_setting(kind, "walltime")
     if value is None:
         return None
     text = str(value).strip()
-    days, _, clock = text.rpartition("-") if "-" in text else ("0", "", text)
+    days, dash, clock = text.rpartition("-")
+    allowed = "MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS" if kind == "slurm" else "SS, MM:SS or HH:MM:SS"
     try:
         parts = [float(p) for p in clock.split(":")]
-        days_n = float(days)
+        days_n = float(days) if dash else 0.0
     except ValueError:
-        raise ParameterError(key, f"must be [D-]HH:MM:SS, got {value!r}") from None
-    if len(parts) == 1:
-        seconds = parts[0] * (60 if kind == "slurm" else 1)
-    elif len(parts) <= 3:
-        seconds = sum(p * 60**i for i, p in enumerate(reversed(parts)))
-    else:
-        raise ParameterError(key, f"must be [D-]HH:MM:SS, got {value!r}")
-    seconds += days_n * 86400
+        parts = []
+    if not 1 <= len(parts) <= 3 or (dash and kind != "slurm") or any(p < 0 for p in parts) or days_n < 0:
+        raise ParameterError(key, f"must be {allowed}, got {value!r}")
+    if dash:  # D-HH[:MM[:SS]]
+        parts += [0.0] * (3 - len(parts))
+    elif len(parts) == 1 and kind == "slurm":  # a bare number is minutes
+        parts = [parts[0], 0.0]
+    seconds = sum(p * 60**i for i, p in enumerate(reversed(parts))) + days_n * 86400
     if seconds <= 0:
         raise ParameterError(key, f"must be positive, got {value!r}")
     return timedelta(seconds=seconds)

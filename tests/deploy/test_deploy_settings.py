@@ -102,10 +102,19 @@ def test_site_files_and_variables_win_over_the_defaults(tmp_path):
 @pytest.mark.parametrize(("kind", "value", "seconds"), [
     ("slurm", "1-02:00:00", 93600), ("slurm", "90", 5400), ("pbs", "90", 90), ("pbs", "02:30:00", 9000),
     ("slurm", "45:30", 2730),
+    # Slurm's day forms: D-HH, D-HH:MM, D-HH:MM:SS (1-12:00 is 36 h, not 24 h 12 min)
+    ("slurm", "1-12", 129600), ("slurm", "1-12:00", 129600), ("slurm", "1-12:30", 131400), ("slurm", "2-0:0:30", 172830),
 ])
 def test_walltime_formats(kind, value, seconds):
     with dask.config.set({f"jobqueue.{kind}.walltime": value}):
         assert walltime(kind) == timedelta(seconds=seconds)
+
+
+@pytest.mark.parametrize(("kind", "value"), [("pbs", "1-12:00"), ("slurm", "1-2:3:4:5"), ("slurm", "-5"), ("slurm", "1h")])
+def test_walltime_forms_outside_the_batch_systems_are_named(kind, value):
+    with dask.config.set({f"jobqueue.{kind}.walltime": value}), pytest.raises(ParameterError) as err:
+        walltime(kind)
+    assert err.value.field == f"jobqueue.{kind}.walltime" and repr(value) in err.value.reason
 
 
 def test_default_lifetime_ends_two_staggers_before_the_walltime():
@@ -116,7 +125,7 @@ def test_default_lifetime_ends_two_staggers_before_the_walltime():
 @pytest.mark.parametrize(("settings", "key", "reason"), [
     ({"epmsweep.deploy.lifetime": "2h"}, "epmsweep.deploy.lifetime", "shorter than jobqueue.slurm.walltime"),
     ({"epmsweep.deploy.lifetime": "soon"}, "epmsweep.deploy.lifetime", "positive duration"),
-    ({"jobqueue.slurm.walltime": "1:2:3:4"}, "jobqueue.slurm.walltime", "[D-]HH:MM:SS"),
+    ({"jobqueue.slurm.walltime": "1:2:3:4"}, "jobqueue.slurm.walltime", "D-HH:MM:SS"),
     ({"jobqueue.slurm.processes": 2}, "jobqueue.slurm.processes", "one thread each"),
     ({"epmsweep.deploy.tls": True}, "distributed.comm.tls.scheduler.cert", "certificate file"),
 ])
