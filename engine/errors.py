@@ -20,6 +20,11 @@ class ParameterError(ValueError):
         super().__init__(f"{field}: {reason}")
 
 
+class InputChangedError(RuntimeError):
+    """An input file's content is not the one a run was planned with (its digest differs): the run
+    is not computed, and the sweep must be planned again."""
+
+
 class NumericalInstabilityError(FloatingPointError):
     """The stress field became non-finite during a run."""
 

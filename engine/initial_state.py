@@ -12,6 +12,7 @@ import xarray as xr
 from .errors import ParameterError, check_positive
 from .files import load_dataset, save_dataset
 from .thresholds import ThresholdDistribution
+from .units import STRESS, check_units
 from .variables import LATTICE, variable
 
 DEFAULT_SHEAR_MODULUS = 15.0
@@ -25,6 +26,9 @@ activity into strain rate, so a flow curve in these runs is one at gdot_eff = gd
 
 
 def _as_map(name: str, values, shape: tuple[int, int] | None = None) -> np.ndarray:
+    kind = np.asarray(values).dtype.kind
+    if kind not in "biuf":
+        raise ParameterError(name, f"must be numbers, got values of dtype {np.asarray(values).dtype}")
     a = np.array(values, dtype=np.float64)
     if a.ndim != 2 or a.shape[0] != a.shape[1] or a.shape[0] < 2:
         raise ParameterError(name, f"must be a square (L, L) map with L >= 2, got shape {a.shape}")
@@ -132,14 +136,16 @@ class InitialState:
         return save_dataset(self.to_dataset(), path)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> InitialState:
+    def load(cls, path: str | os.PathLike, digest: str | None = None) -> InitialState:
         """Read a state written by ``save`` or by any tool following the same layout.
 
-        Raises ParameterError naming the file and what is wrong (missing, unreadable, missing
-        variable or attribute, wrong shape, NaN).
+        With ``digest`` (``file_digest`` of the content it was planned with) a file whose content
+        has changed raises InputChangedError. Raises ParameterError naming the file and what is
+        wrong (missing, unreadable, missing variable or attribute, wrong shape, units that are not a
+        stress, values that are not numbers, NaN).
         """
         path = Path(path)
-        ds = load_dataset(path, "initial-state file")
+        ds = load_dataset(path, "initial-state file", digest)
         if "local_stress" not in ds and "stress" in ds:  # the layout of epmsweep 0.1 files
             ds = ds.rename(stress="local_stress")
         for var in ("threshold", "local_stress"):
@@ -147,6 +153,7 @@ class InitialState:
                 raise ParameterError(f"{path}:{var}", "variable is missing")
             if ds[var].dims != ("y", "x"):
                 raise ParameterError(f"{path}:{var}", f"must have dims ('y', 'x'), got {ds[var].dims}")
+            check_units(f"{path}:{var}", ds[var].attrs.get("units"), STRESS)
         if "shear_modulus" not in ds.attrs:
             raise ParameterError(f"{path}:shear_modulus", "global attribute is missing")
         mu = ds.attrs["shear_modulus"]

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import functools
 
+from .errors import ParameterError
+
 STRESS = "epsilon_LS / sigma_LS^2"
 TIME = "tau_LJ"
 RATE = "1 / tau_LJ"
@@ -40,3 +42,18 @@ def unit_registry():
     for line in DEFINITIONS:
         registry.define(line)
     return registry
+
+
+def check_units(field: str, units, expected: str) -> None:
+    """ParameterError naming ``field`` unless ``units`` (an input file's attribute; None when absent,
+    which is accepted) is the unit ``expected``: a time such as ``"days since 2000-01-01"`` on a
+    stress, or a string pint cannot read, is refused instead of decoded."""
+    if units is None:
+        return
+    registry = unit_registry()
+    try:
+        same = registry.Quantity(1.0, str(units)) == registry.Quantity(1.0, expected)
+    except Exception:  # pint raises several types (and tokenizer errors) for strings it cannot read
+        same = False
+    if not same:
+        raise ParameterError(field, f"units must be {expected!r}, got {units!r}")

@@ -31,7 +31,7 @@ from epmsweep.engine.variables import coordinate_variable, variable
 
 from .plan import Plan
 from .spec import model_parameters
-from .store import ASSEMBLY_COMPRESSION, NETCDF_LOCK, RunStore, netcdf_values
+from .store import ASSEMBLY_COMPRESSION, NETCDF_LOCK, RunStore, netcdf_values, writing
 
 PARALLEL_READ_FROM = 1000  # runs; below, starting reader processes costs more than it saves
 MAX_READERS = 8
@@ -242,8 +242,7 @@ def assemble_plan(plan: Plan, store: RunStore, out_path: str | os.PathLike) -> P
     as missing. The root holds ``summary`` of the groups.
     """
     out_path = Path(out_path)
-    tmp = out_path.with_name(f".{out_path.name}.tmp{os.getpid()}")
-    with NETCDF_LOCK, netCDF4.Dataset(tmp, "w", format="NETCDF4") as root:
+    with writing(out_path) as tmp, NETCDF_LOCK, netCDF4.Dataset(tmp, "w", format="NETCDF4") as root:
         root.setncatts(
             {
                 "title": f"epmsweep sweep {plan.spec.name}",
@@ -262,7 +261,6 @@ def assemble_plan(plan: Plan, store: RunStore, out_path: str | os.PathLike) -> P
             groups = {name: _write_group(root, name, plan, store, read) for name in plan.dims}
         root.setncattr("runs_completed", sum(int(g["completed"].sum()) for g in groups.values()))
         _write_summary(root, summary(groups))
-    os.replace(tmp, out_path)
     return out_path
 
 

@@ -22,7 +22,7 @@ from epmsweep.micro.lammps_library import LammpsUnavailableError
 
 from .assemble import open_results
 from .client import add_client_options, add_config_option, client_from_args
-from .execute import assemble, assembled_path, run_sweep
+from .execute import SweepIncomplete, assemble, assembled_path, check_same_sweep, run_sweep
 from .plan import make_plan
 from .spec import parse_spec
 from .store import RunStore
@@ -108,12 +108,17 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, spec_file: str) -> int:
     spec = parse_spec(spec_file)  # the whole file is validated before any cluster starts
     _check_out(args.out)
-    with client_from_args(args) as client:
-        tree = run_sweep(
-            spec, out=args.out, client=client, retry_failed=getattr(args, "retry_failed", False),
-            progress=not args.no_progress,
-        )
+    replace = getattr(args, "replace", False)
+    with RunStore(args.out, spec.name).locked() as store:  # a second driver stops here, as does a read-only store
+        check_same_sweep(store, spec, replace)
+        store.create()
+        with client_from_args(args) as client:
+            tree = run_sweep(
+                spec, out=args.out, client=client, retry_failed=getattr(args, "retry_failed", False),
+                replace=replace, progress=not args.no_progress,
+            )  # fmt: skip
     name = tree.attrs["name"]
+    tree.close()
     status = RunStore(args.out, name).status()
     print(f"{name}: {status.done} done, {status.failed} failed, {status.pending} pending -> {Path(args.out) / name}.nc")
     return 0 if status.failed == 0 else 1
@@ -223,6 +228,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("spec", help="sweep file (YAML)")
     p.add_argument("--retry-failed", action="store_true", help="rerun the runs recorded as failed")
     p.add_argument("--dry-run", action="store_true", help="compute nothing: print what `epmsweep plan` prints")
+    p.add_argument(
+        "--replace", action="store_true",
+        help="replace a different sweep of the same name under --out (its matching runs are reused)",
+    )  # fmt: skip
     _add_cluster_options(p)
     _add_plan_options(p)
     p.set_defaults(func=cmd_run)
@@ -275,6 +284,9 @@ def main(argv: list[str] | None = None) -> int:
         for line in str(err).splitlines():  # a sweep file's problems: one a line
             print(f"epmsweep: error: {line}", file=sys.stderr)
         return 2
+    except SweepIncomplete as err:  # scheduler lost, an input changed: what finished is stored
+        print(f"epmsweep: {err}", file=sys.stderr)
+        return 1
     except LammpsUnavailableError as err:  # particle commands without the micro extra, or in an Open MPI process
         print(f"epmsweep: error: {err}", file=sys.stderr)
         return 1

@@ -6,8 +6,13 @@ import argparse
 import asyncio
 import contextlib
 import os
+import sys
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
+import dask.config
+from dask.utils import parse_timedelta
 from distributed import Client, LocalCluster
 from epmsweep.deploy.config import KINDS
 from epmsweep.engine import ParameterError
@@ -69,9 +74,11 @@ def open_client(
             yield client
         return
     if scheduler or scheduler_file:
-        with Client(scheduler, scheduler_file=scheduler_file) as client:
+        with connect(scheduler, scheduler_file) as client:
             yield client
         return
+    if n_workers is not None and (isinstance(n_workers, bool) or n_workers < 1):
+        raise ParameterError("--workers", f"must be a number of worker processes >= 1, got {n_workers!r}")
     n = n_workers or os.cpu_count() or 1
     with LocalCluster(
         n_workers=n,
@@ -83,6 +90,33 @@ def open_client(
         with Client(cluster) as client:
             yield client
         stop_workers(cluster)  # reached only when the block went through
+
+
+def connect(scheduler: str | None, scheduler_file: str | None) -> Client:
+    """A Client of a running scheduler, given by address or scheduler file, within Dask's connect
+    timeout (``distributed.comm.timeouts.connect``); a scheduler file that does not appear within
+    it, an unreachable or malformed address is a ParameterError saying which and why."""
+    timeout = parse_timedelta(dask.config.get("distributed.comm.timeouts.connect"), "s")
+    if scheduler_file:
+        path = Path(scheduler_file)
+        if not path.exists():
+            print(f"epmsweep: waiting up to {timeout:g} s for the scheduler file {path}", file=sys.stderr)
+        deadline = time.monotonic() + timeout
+        while not path.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if not path.is_file():
+            raise ParameterError(
+                "--scheduler-file",
+                f"{path} does not exist (waited {timeout:g} s): give the file a running `dask scheduler "
+                "--scheduler-file` or dask-mpi writes",
+            )
+    what = ("--scheduler-file", str(scheduler_file)) if scheduler_file else ("--scheduler", str(scheduler))
+    try:
+        return Client(scheduler, scheduler_file=scheduler_file, timeout=timeout)
+    except (OSError, TimeoutError) as exc:
+        raise ParameterError(what[0], f"no scheduler reachable at {what[1]} within {timeout:g} s ({exc})") from None
+    except (ValueError, TypeError) as exc:
+        raise ParameterError(what[0], f"not a scheduler address or file: {what[1]!r} ({exc})") from None
 
 
 def stop_workers(cluster: LocalCluster, timeout: float = WORKER_EXIT_TIMEOUT) -> None:

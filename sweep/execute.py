@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+import json
 import os
 import socket
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -21,17 +24,27 @@ from epmsweep.engine import (
     ParameterError,
     simulate,
 )
+from epmsweep.engine.errors import InputChangedError
 from tqdm.auto import tqdm
 
 from .assemble import assemble_plan
 from .client import open_client
 from .plan import Plan, Run, canonical_json, make_plan
+from .settings import setting_seconds
 from .spec import Spec, parse_spec
-from .store import RunStore
+from .store import RunStore, StoreError
 
 IN_FLIGHT_PER_WORKER = 4
 TASK_RETRIES = 2  # for exceptions other than the engine's own (deterministic) errors
 DETERMINISTIC_ERRORS = (ParameterError, NumericalInstabilityError)
+INFRASTRUCTURE_ERRORS = (concurrent.futures.CancelledError, OSError, TimeoutError, InputChangedError)
+"""Errors that say nothing about the run itself (the scheduler or a connection lost, a result
+cancelled, an input file changed): the run is left pending, never recorded as failed."""
+
+
+class SweepIncomplete(RuntimeError):
+    """Runs were left pending for reasons outside them (scheduler lost, input changed); finished runs
+    are stored and a rerun computes the rest."""
 BATCH_JOB_VARIABLES = ("SLURM_JOB_ID", "PBS_JOBID")  # set by the batch system inside a job
 
 
@@ -92,10 +105,64 @@ class _Capacity:
 
     def __call__(self) -> int:
         now = time.monotonic()
-        if now - self.checked > 1.0:
-            workers = len(self.client.scheduler_info(n_workers=-1)["workers"])
-            self.value, self.checked = IN_FLIGHT_PER_WORKER * max(1, workers), now
+        if now - self.checked > 1.0 and self.client.status == "running":
+            workers = self.client.scheduler_info(n_workers=-1).get("workers", {})
+            self.value, self.checked = IN_FLIGHT_PER_WORKER * max(1, len(workers)), now
         return self.value
+
+
+def _why_stalled(client: Client, keys: list[str]) -> str:
+    """What the scheduler says of the runs in flight: connected workers and the tasks' states."""
+    if client.status != "running":
+        return f"the client is {client.status}: the scheduler is unreachable"
+    try:
+        n_workers = len(client.scheduler_info(n_workers=-1).get("workers", {}))
+        states = client.run_on_scheduler(
+            lambda dask_scheduler, keys: {k: ts.state for k in keys if (ts := dask_scheduler.tasks.get(k))}, keys=keys
+        )
+    except Exception as exc:  # a dying connection raises several types
+        return f"the scheduler does not answer ({type(exc).__name__}: {exc})"
+    by_state: dict[str, int] = {}
+    for state in states.values():
+        by_state[state] = by_state.get(state, 0) + 1
+    return f"{n_workers} workers connected; runs in flight by task state: {by_state or 'none known'}"
+
+
+class _Watchdog:
+    """Says why when no run has finished for ``epmsweep.sweep.stall-report`` seconds (and again each
+    time), and stops the sweep after ``epmsweep.sweep.stall-timeout`` seconds without one, if set."""
+
+    def __init__(self, client: Client, in_flight: Callable[[], list[str]], write: Callable[[str], None]):
+        self.client, self.in_flight, self.write = client, in_flight, write
+        self.report, self.timeout = setting_seconds("stall-report"), setting_seconds("stall-timeout")
+        self.last = time.monotonic()
+        self.expired = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True, name="epmsweep-watchdog")
+
+    def __enter__(self) -> _Watchdog:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def progressed(self) -> None:
+        self.last = time.monotonic()
+
+    def _watch(self) -> None:
+        reported = self.last
+        while not self._stop.wait(1.0):
+            now = time.monotonic()
+            idle, since_report = now - self.last, now - max(reported, self.last)
+            if self.report is not None and since_report >= self.report:
+                reported = now
+                self.write(f"epmsweep: no run finished for {idle:.0f} s: {_why_stalled(self.client, self.in_flight())}")
+            if self.timeout is not None and idle >= self.timeout:
+                self.expired.set()
+                self.client.cancel(list(self.in_flight()))  # wakes the result loop
+                return
 
 
 def execute(
@@ -115,16 +182,23 @@ def execute(
     ``("ok", Dataset)`` or ``("failed", record)`` out) and ``warm`` (run once on every worker
     first) default to the lattice engine's; other tasks with ``key``, ``protocol`` and ``coords``
     (the particle simulations' probes) pass their own.
+
+    Outcomes: ``done`` (stored), ``failed`` (the run's own error, recorded in the store) and
+    ``pending`` (``INFRASTRUCTURE_ERRORS``: not recorded, computed by a rerun). A lost scheduler
+    or an input file changed during the sweep raises SweepIncomplete after what finished is stored.
     """
-    counts = {"done": 0, "failed": 0}
+    counts = {"done": 0, "failed": 0, "pending": 0}
     if not runs:
         return counts
     client.run(warm)
     pending = iter(runs)
     by_future = {}
+    reasons: list[str] = []
 
     def submit_next(n: int) -> list:
         futures = []
+        if client.status != "running":
+            return futures
         for run in pending:
             fut = client.submit(compute, run, key=f"run-{run.key}", retries=TASK_RETRIES, pure=False)
             by_future[fut.key] = run
@@ -136,29 +210,47 @@ def execute(
     capacity = _Capacity(client)
     bar = tqdm(total=len(runs), unit="run", disable=not progress, file=sys.stderr, dynamic_ncols=True)
     stream = as_completed(submit_next(capacity()))
+    watchdog = _Watchdog(client, lambda: list(by_future), lambda line: tqdm.write(line, file=sys.stderr))
     try:
-        for fut in stream:
-            run = by_future.pop(fut.key)
-            try:  # a result lost with a retiring worker (lifetime) is recomputed by the scheduler: wait for it
-                outcome, value = fut.result()
-            except Exception as exc:
-                outcome, value = "failed", failure_record(exc)
-            fut.release()
-            if outcome == "ok":
-                store.write_run(run.key, value)
-                counts["done"] += 1
-            else:
-                store.write_failure(run.key, {"protocol": run.protocol, "coords": run.coords, **value})
-                counts["failed"] += 1
-            bar.update()
-            bar.set_postfix(failed=counts["failed"], refresh=False)
-            for new in submit_next(max(0, capacity() - len(by_future))):
-                stream.add(new)
+        with watchdog:
+            for fut in stream:
+                run = by_future.pop(fut.key)
+                try:  # a result lost with a retiring worker (lifetime) is recomputed by the scheduler: wait for it
+                    outcome, value = fut.result()
+                except INFRASTRUCTURE_ERRORS as exc:
+                    outcome, value = "pending", exc
+                except Exception as exc:
+                    outcome, value = "failed", failure_record(exc)
+                fut.release()
+                if outcome == "ok":
+                    store.write_run(run.key, value)
+                elif outcome == "failed":
+                    store.write_failure(run.key, {"protocol": run.protocol, "coords": run.coords, **value})
+                elif isinstance(value, InputChangedError) and str(value) not in reasons:
+                    reasons.append(str(value))
+                counts[{"ok": "done"}.get(outcome, outcome)] += 1
+                watchdog.progressed()
+                bar.update()
+                bar.set_postfix(failed=counts["failed"], pending=counts["pending"], refresh=False)
+                for new in submit_next(max(0, capacity() - len(by_future))):
+                    stream.add(new)
     except BaseException:
-        client.cancel(list(stream.futures))
+        if client.status == "running":
+            client.cancel(list(stream.futures))
         raise
     finally:
         bar.close()
+    left = len(runs) - counts["done"] - counts["failed"]
+    if watchdog.expired.is_set():
+        reasons.append(f"no run finished for epmsweep.sweep.stall-timeout = {watchdog.timeout:g} s")
+    if client.status != "running":
+        reasons.append(f"the connection to the Dask scheduler was lost (client {client.status})")
+    if left:
+        reasons = reasons or ["their results were lost with the workers or the connection"]
+        raise SweepIncomplete(
+            f"{left} runs not computed: {'; '.join(reasons)}. {counts['done']} runs finished and are stored; "
+            "run the same command again to compute the rest"
+        )
     return counts
 
 
@@ -173,6 +265,7 @@ def run_sweep(
     client: Client | None = None,
     n_workers: int | None = None,
     retry_failed: bool = False,
+    replace: bool = False,
     progress: bool = True,
 ) -> xr.DataTree:
     """Run a sweep (file, dict or parsed Spec) and return the assembled DataTree.
@@ -180,27 +273,56 @@ def run_sweep(
     Finished runs already in ``<out>/<name>/runs`` are skipped (resume); failed runs are skipped
     unless ``retry_failed``. Without ``client`` an embedded LocalCluster with ``n_workers``
     single-threaded worker processes is started and closed. The assembled file is
-    ``<out>/<name>.nc``.
+    ``<out>/<name>.nc``. The store is locked for the call (a second driver gets a StoreError);
+    a store holding a different sweep of the same name is a StoreError unless ``replace`` (its
+    stored runs are reused where they match: run keys are content hashes).
     """
     spec = spec if isinstance(spec, Spec) else parse_spec(spec)
     plan = make_plan(spec)
-    store = RunStore(out, spec.name).create()
-    store.write_spec(spec)
-    store.write_plan({r.key: {"protocol": r.protocol, **r.coords} for r in plan.runs})
-    done = store.done_keys(r.key for r in plan.runs)
-    failed = set() if retry_failed else set(store.failures())
-    todo = [r for r in plan.runs if r.key not in done and r.key not in failed]
-    if todo:
-        with nullcontext(client) if client is not None else open_client(n_workers=n_workers) as c:
-            if progress:
-                print(f"{spec.name}: {len(todo)} runs to compute ({len(done)} stored); dashboard: {c.dashboard_link}")
-            execute(todo, store, c, progress=progress)
-    return assemble(out, spec.name, plan=plan)
+    store = RunStore(out, spec.name)
+    with store.locked():
+        check_same_sweep(store, spec, replace)
+        store.create()
+        store.write_spec(spec)
+        store.write_plan({r.key: {"protocol": r.protocol, **r.coords} for r in plan.runs})
+        done = store.done_keys(r.key for r in plan.runs)
+        failed = set() if retry_failed else set(store.failures())
+        todo = [r for r in plan.runs if r.key not in done and r.key not in failed]
+        if todo:
+            with nullcontext(client) if client is not None else open_client(n_workers=n_workers) as c:
+                if progress:
+                    where = f"dashboard: {c.dashboard_link}"
+                    print(f"{spec.name}: {len(todo)} runs to compute ({len(done)} stored); {where}")
+                execute(todo, store, c, progress=progress)
+        return assemble(out, spec.name, plan=plan)
+
+
+def check_same_sweep(store: RunStore, spec: Spec, replace: bool) -> None:
+    """StoreError if ``store`` holds another sweep than ``spec`` (another content under the same name),
+    unless ``replace``: the assembled ``<out>/<name>.nc`` would be silently replaced."""
+    stored = store.root / "spec.json"
+    if replace or not stored.is_file():
+        return
+    try:
+        before = json.loads(stored.read_text())
+    except (OSError, ValueError):
+        return  # an unreadable record of the earlier sweep: nothing to protect
+    if canonical_json(before) == canonical_json(spec.raw):
+        return
+    changed = sorted(k for k in before.keys() | spec.raw.keys() if before.get(k) != spec.raw.get(k))
+    raise StoreError(
+        str(store.root),
+        f"holds another sweep named {spec.name!r} (differs in: {', '.join(changed)}), from "
+        f"{store.root / 'spec.yaml'}: give this one another name or --out, or replace it (--replace; "
+        "stored runs that match are reused)",
+    )
 
 
 def assemble(out: str | os.PathLike, name: str, *, plan: Plan | None = None) -> xr.DataTree:
     """Assemble the stored runs of sweep ``name`` into ``<out>/<name>.nc`` and open it."""
     store = RunStore(out, name)
     plan = plan or make_plan(store.read_spec())
-    path = assemble_plan(plan, store, assembled_path(out, name))
+    with store.locked():
+        store.create()
+        path = assemble_plan(plan, store, assembled_path(out, name))
     return xr.open_datatree(path, engine="netcdf4")

@@ -38,7 +38,6 @@ Every problem of a file is collected and reported at once.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import io
 import math
 from dataclasses import dataclass, field
@@ -46,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from dask.utils import format_bytes
 from epmsweep.engine import (
     ImposedRate,
     ImposedStress,
@@ -55,9 +55,14 @@ from epmsweep.engine import (
     ThresholdDistribution,
 )
 from epmsweep.engine.declarations import FieldDecl, check_value, fields_of
+from epmsweep.engine.errors import InputChangedError
+from epmsweep.engine.files import file_digest, probe_netcdf
+from epmsweep.engine.variables import LATTICE, SNAPSHOT, VARIABLES
 from ruamel.yaml import YAML, MappingNode, SequenceNode
 from ruamel.yaml.constructor import DuplicateKeyError
 from ruamel.yaml.error import YAMLError
+
+from .settings import how_to_raise, setting_bytes, setting_int, setting_seconds
 
 PROTOCOLS = {"imposed_rate": (ImposedRate, "shear_rate"), "imposed_stress": (ImposedStress, "stress")}
 PRIMARY_DIMS = {"imposed_rate": "shear_rate", "imposed_stress": "stress_imposed"}
@@ -71,7 +76,6 @@ STATE_KINDS = {
     "annealed": ({"shear_modulus", "shift"}, {"shift"}),
     "file": ({"path"}, {"path"}),
 }
-MAX_RUNS = 10_000_000
 MAX_SEED = 2**63 - 1  # stored as a signed 64-bit attribute
 INVALID = object()  # a value that failed its check (its error is recorded)
 
@@ -147,7 +151,7 @@ class StateSpec:
     def build(self, L: int, seed: np.random.SeedSequence) -> InitialState:
         """The InitialState of this description for a lattice of size L."""
         if self.kind == "file":
-            return InitialState.load(self.path)
+            return InitialState.load(self.path, digest=self.digest)
         mu = {} if self.shear_modulus is None else {"shear_modulus": self.shear_modulus}
         if self.kind == "rejuvenated":
             return InitialState.rejuvenated(L, seed, name=self.label, **mu)
@@ -370,15 +374,17 @@ def _states(raw, base_dir: Path, sizes: set[int], problems: _Problems) -> tuple[
                 continue
             path = (base_dir / desc["path"]).resolve()
             try:
-                loaded = InitialState.load(path)
-            except ParameterError as err:
+                if path.is_file():
+                    probe_netcdf(path, "initial-state file", timeout=setting_seconds("open-timeout"))
+                content = path.read_bytes() if path.is_file() else b""
+                loaded = InitialState.load(path, digest=file_digest(content))
+            except (ParameterError, InputChangedError) as err:
                 problems.add(f"{where}.path", str(err))
                 continue
             desc["path"] = str(path)
             if sizes and loaded.L not in sizes:
                 problems.add(f"{where}.path", f"map size does not match L = {sorted(sizes)}")
-            digest = hashlib.sha256(path.read_bytes()).hexdigest()
-            states.append(StateSpec(label, kind, loaded.shear_modulus, path=str(path), digest=digest))
+            states.append(StateSpec(label, kind, loaded.shear_modulus, path=str(path), digest=file_digest(content)))
             continue
         mu = desc.get("shear_modulus")
         if mu is not None:
@@ -398,7 +404,19 @@ def _states(raw, base_dir: Path, sizes: set[int], problems: _Problems) -> tuple[
     return tuple(states)
 
 
-def _protocol(name: str, raw, dts: set[float], problems: _Problems) -> tuple[dict, tuple] | None:
+def run_output_bytes(protocol, schedule, L: int) -> int:
+    """Bytes of one run's output: its time series and its snapshots of lattice fields (float64, and
+    booleans as int8), as a worker holds them and the store writes them."""
+    per_record = 8 * (len(protocol.series) + len(protocol.record_coords) + 1)
+    per_snapshot = sum(
+        L * L * (1 if v.dtype == "bool" else np.dtype(v.dtype).itemsize)
+        for v in VARIABLES.values()
+        if SNAPSHOT in v.dims and set(LATTICE) <= set(v.dims)
+    )
+    return per_record * len(schedule.record_steps) + (per_snapshot + 8) * len(schedule.snapshot_steps)
+
+
+def _protocol(name: str, raw, dts: set[float], sizes: set[int], problems: _Problems) -> tuple[dict, tuple] | None:
     """(fixed keyword arguments, primary axis values) of a protocol block, or None (problems recorded)."""
     cls, primary = PROTOCOLS[name]
     decls = fields_of(cls)
@@ -411,12 +429,21 @@ def _protocol(name: str, raw, dts: set[float], problems: _Problems) -> tuple[dic
     values = expand_values(block[primary], f"{name}.{primary}", decls[primary], problems)
     if fixed is None or values is None:
         return None
-    ok = True
-    for i, v in enumerate(values):  # rules that tie fields together, and the run's schedule
+    ok, max_bytes, largest = True, setting_bytes("max-run-bytes"), max(sizes, default=2)
+    for i, v in enumerate(values):  # rules that tie fields together, and the run's schedule and output size
         try:
             proto = cls(**{primary: v}, **fixed)
             for dt in sorted(dts):
-                proto.schedule(dt)
+                size = run_output_bytes(proto, proto.schedule(dt), largest)
+                if size > max_bytes:
+                    problems.add(
+                        f"{name}.{primary}[{i}]",
+                        f"a run would write {format_bytes(size)} (L = {largest}, dt = {dt:g}), more than "
+                        f"epmsweep.sweep.max-run-bytes = {format_bytes(max_bytes)}: fewer records or snapshots, "
+                        f"or {how_to_raise('max-run-bytes', repr('64 GiB'))}",
+                    )
+                    ok = False
+                    break
         except ParameterError as err:
             where = f"{name}.{primary}[{i}]" if err.field == primary else f"{name}.{err.field}"
             problems.add(where, err.reason)
@@ -529,7 +556,7 @@ def parse_spec(spec: str | Path | dict, source: str | None = None) -> Spec:
     protocols = {}
     for pname in PROTOCOLS:
         if pname in raw:
-            parsed = _protocol(pname, raw[pname], dts, problems)
+            parsed = _protocol(pname, raw[pname], dts, sizes, problems)
             if parsed is not None:
                 protocols[pname] = parsed
     if not any(pname in raw for pname in PROTOCOLS):
@@ -543,9 +570,13 @@ def parse_spec(spec: str | Path | dict, source: str | None = None) -> Spec:
     if text is None:
         text = dump_yaml(raw)
     spec = Spec(name, seed, replicas, model, states, protocols, axes, zip_groups, text, source, raw)
-    n_runs = count_runs(spec)
-    if n_runs > MAX_RUNS:
-        raise SpecError(source, "<top level>", f"expands to {n_runs} runs, more than {MAX_RUNS}")
+    n_runs, max_runs = count_runs(spec), setting_int("max-runs")
+    if n_runs > max_runs:
+        raise SpecError(
+            source, "<top level>",
+            f"expands to {n_runs} runs, more than epmsweep.sweep.max-runs = {max_runs}: "
+            f"{how_to_raise('max-runs', n_runs)}",
+        )  # fmt: skip
     return spec
 
 

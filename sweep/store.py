@@ -1,26 +1,38 @@
-"""The run store: one netCDF4 file per finished run, written atomically, verified when read.
+"""The run store: one netCDF4 file per finished run, written atomically, checksummed, verified when read.
 
 Layout under ``<out>/<sweep name>/``:
 
 - ``runs/<key>.nc``: a finished run (written to a temporary name, then renamed: a file that
   exists is complete);
+- ``index.jsonl``: one line per stored run, appended after its rename: key, size and SHA-256
+  digest of the file's bytes. A run file counts as stored only if its bytes match its line, so a
+  damaged file (a bit flip, zeroed blocks) is recomputed and never handed to the HDF5 library,
+  which can spin forever on some damaged files;
 - ``failed/<key>.json``: a run that raised, with its coordinates, error and traceback;
-- ``plan.json``: the planned keys and coordinates, written by the driver before any compute.
+- ``plan.json``: the planned keys and coordinates, written by the driver before any compute;
+- ``.lock``: held (``flock``) by the one driver writing the store; it names that driver.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import errno
+import fcntl
 import json
 import os
-from collections.abc import Iterable
+import shutil
+import socket
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 import netCDF4
 import numpy as np
 import xarray as xr
-from epmsweep.engine import RESULT_FORMAT_VERSION
+from epmsweep.engine import RESULT_FORMAT_VERSION, ParameterError
+from epmsweep.engine.files import file_digest
 from xarray.backends.netCDF4_ import NETCDF4_PYTHON_LOCK as NETCDF_LOCK
 
 # The HDF5 library is not thread-safe. xarray serialises its own netCDF4 calls with this lock; the
@@ -28,10 +40,61 @@ from xarray.backends.netCDF4_ import NETCDF4_PYTHON_LOCK as NETCDF_LOCK
 # collected by the garbage collector in Dask's event-loop thread, say) never runs alongside them.
 
 
+class StoreError(ParameterError):
+    """A store that cannot be used or written (locked, read-only, full, a folder where a file belongs);
+    ``field`` is the path, ``reason`` the cause."""
+
+
+LOW_SPACE = 64 * 2**20  # bytes: a failed write with less free space than this is reported as a full disk
+
+
+def temporary_path(path: Path) -> Path:
+    """Where ``path`` is written before its atomic rename: ``.<name>.tmp<pid>`` beside it."""
+    return path.with_name(f".{path.name}.tmp{os.getpid()}")
+
+
+@contextlib.contextmanager
+def writing(path: Path) -> Iterator[Path]:
+    """Write ``path`` atomically: the block writes the yielded temporary path, which is renamed onto
+    ``path`` if the block goes through and removed otherwise. A failed write raises StoreError
+    naming the file and saying whether the disk is full."""
+    tmp = temporary_path(path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as exc:  # netCDF-C reports a full disk as RuntimeError "HDF error"
+        raise write_error(path, exc) from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_error(path: Path, exc: BaseException) -> StoreError:
+    """StoreError for a write of ``path`` that raised ``exc``: says when the disk is full."""
+    if isinstance(exc, IsADirectoryError):
+        return StoreError(str(path), "is a folder where a file belongs: remove it")
+    try:
+        free = shutil.disk_usage(path.parent).free
+    except OSError:
+        free = None
+    if getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or (free is not None and free < LOW_SPACE):
+        return StoreError(str(path), f"cannot write: no space left on the device ({free} bytes free)")
+    return StoreError(str(path), f"cannot write: {exc}")
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    with writing(path) as tmp:
+        tmp.write_bytes(data)
+
+
+@dataclass(frozen=True)
+class IndexEntry:
+    """A stored run file as the index knows it: size (bytes) and digest of its bytes."""
+
+    size: int
+    digest: str
+
+
+_HELD_LOCKS: dict[Path, list] = {}  # lock file -> [open file, depth]: the locks this process holds
 
 
 RUN_COMPRESSION: dict = {}
@@ -93,18 +156,67 @@ class RunStore:
         self.root = Path(out) / name
         self.runs = self.root / "runs"
         self.failed = self.root / "failed"
+        self.index_path = self.root / "index.jsonl"
+        self.assembled = Path(out) / f"{name}.nc"
+        self._index: dict[str, IndexEntry] | None = None
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[RunStore]:
+        """Hold the store's lock for the block: one driver writes a store at a time.
+
+        A second driver (another process, any host sharing the folder) gets a StoreError naming
+        the holder, before it computes anything. Re-entered in the same process, the lock is
+        shared. The kernel releases it when the holder dies, even by SIGKILL.
+        """
+        path = self.root / ".lock"
+        held = _HELD_LOCKS.get(path)
+        if held is None:
+            try:
+                self.root.mkdir(parents=True, exist_ok=True)
+                handle = open(path, "a+")
+            except OSError as exc:
+                raise write_error(path, exc) from None
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                holder = handle.read().strip() or "another process"
+                handle.close()
+                raise StoreError(
+                    str(self.root), f"is in use by another driver ({holder}): wait for it to end, or stop it"
+                ) from None
+            handle.truncate(0)
+            since = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+            handle.write(f"pid {os.getpid()} on {socket.gethostname()} since {since}")
+            handle.flush()
+            held = _HELD_LOCKS[path] = [handle, 0]
+        held[1] += 1
+        try:
+            yield self
+        finally:
+            held[1] -= 1
+            if held[1] == 0:
+                del _HELD_LOCKS[path]
+                held[0].close()
 
     def create(self) -> RunStore:
-        """Make the folders, and remove temporary files left by an interrupted driver.
-
-        Only the driver of a sweep writes into its store, so at its start any temporary file is
-        the remains of a write that never completed.
+        """Make the folders, check that they are writable, and remove what an interrupted driver left:
+        temporary files of the store and of the assembly. Call it holding ``locked``: only the
+        lock's holder writes into the store, so any temporary file is the remains of a write that
+        never completed.
         """
-        self.runs.mkdir(parents=True, exist_ok=True)
-        self.failed.mkdir(parents=True, exist_ok=True)
+        try:
+            self.runs.mkdir(parents=True, exist_ok=True)
+            self.failed.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise write_error(self.runs, exc) from None
+        stale = [f for d in (self.root, self.runs, self.failed) for f in d.glob(".*.tmp*")]
+        stale += self.assembled.parent.glob(f".{self.assembled.name}.tmp*")
+        for path in stale:
+            path.unlink(missing_ok=True)
         for folder in (self.root, self.runs, self.failed):
-            for stale in folder.glob(".*.tmp*"):
-                stale.unlink(missing_ok=True)
+            atomic_write_bytes(folder / ".writable", b"")  # a read-only folder fails here, before any compute
+            (folder / ".writable").unlink()
         return self
 
     def run_path(self, key: str) -> Path:
@@ -134,13 +246,37 @@ class RunStore:
         return json.loads(path.read_text()) if path.is_file() else {}
 
     def write_run(self, key: str, ds: xr.Dataset) -> Path:
-        """Write a finished run atomically; the file records its key and result format."""
+        """Write a finished run atomically and index it; the file records its key and result format."""
         path = self.run_path(key)
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        write_netcdf(ds.assign_attrs(run_key=key), tmp)
-        os.replace(tmp, path)
+        with writing(path) as tmp:
+            write_netcdf(ds.assign_attrs(run_key=key), tmp)
+            data = tmp.read_bytes()
+        self._append_index(key, IndexEntry(len(data), file_digest(data)))
         (self.failed / f"{key}.json").unlink(missing_ok=True)
         return path
+
+    def _append_index(self, key: str, entry: IndexEntry) -> None:
+        line = json.dumps({"key": key, "size": entry.size, "digest": entry.digest}) + "\n"
+        try:
+            with open(self.index_path, "a") as f:
+                f.write(line)
+        except OSError as exc:
+            raise write_error(self.index_path, exc) from None
+        self.index()[key] = entry
+
+    def index(self) -> dict[str, IndexEntry]:
+        """{key: IndexEntry} of the indexed run files (the last line of a key wins; a line torn by
+        an interruption is ignored, its run recomputed)."""
+        if self._index is None:
+            self._index = {}
+            with contextlib.suppress(FileNotFoundError), open(self.index_path, "rb") as f:
+                for line in f:
+                    try:
+                        rec = json.loads(line)
+                        self._index[rec["key"]] = IndexEntry(int(rec["size"]), str(rec["digest"]))
+                    except (ValueError, KeyError, TypeError):
+                        continue
+        return self._index
 
     def write_failure(self, key: str, record: dict) -> None:
         atomic_write_bytes(self.failed / f"{key}.json", json.dumps({"key": key, **record}, indent=1).encode())
@@ -160,14 +296,35 @@ class RunStore:
             return set()
         return {n[:-3] for n in os.listdir(self.runs) if n.endswith(".nc") and not n.startswith(".")}
 
+    def verified_bytes(self, key: str) -> bytes | None:
+        """The bytes of the run file of ``key`` if they match its index line, else None; a file that
+        does not match (damaged, foreign, unindexed) is removed. A folder at the run's path is a
+        StoreError: it is not the store's to remove."""
+        path = self.run_path(key)
+        entry = self.index().get(key)
+        if path.is_dir():
+            raise StoreError(str(path), "is a folder where a run file belongs: remove it")
+        try:
+            data = path.read_bytes() if entry is not None and path.stat().st_size == entry.size else None
+        except FileNotFoundError:
+            return None
+        if data is None or file_digest(data) != entry.digest:
+            path.unlink(missing_ok=True)
+            return None
+        return data
+
     def open_verified(self, key: str) -> netCDF4.Dataset | None:
         """The run file of ``key`` opened for reading (masking off), or None if it is missing,
-        unreadable, of another run or of an older result format; such a file is removed.
+        damaged (its bytes do not match the index), of another run or of an older result format;
+        such a file is removed.
 
         The caller holds ``NETCDF_LOCK`` while it uses the file."""
         path = self.run_path(key)
+        data = self.verified_bytes(key)
+        if data is None:
+            return None
         try:
-            nc = netCDF4.Dataset(path)
+            nc = netCDF4.Dataset(path.name, memory=data)
         except (OSError, RuntimeError):
             path.unlink(missing_ok=True)
             return None
@@ -183,7 +340,8 @@ class RunStore:
         return nc
 
     def verify(self, key: str) -> bool:
-        """True if the run file opens and belongs to ``key`` in the current result format."""
+        """True if the run file matches its index line, opens, and belongs to ``key`` in the current
+        result format."""
         with NETCDF_LOCK:
             nc = self.open_verified(key)
             if nc is not None:

@@ -103,14 +103,17 @@ def test_site_files_and_variables_win_over_the_defaults(tmp_path):
     ("slurm", "1-02:00:00", 93600), ("slurm", "90", 5400), ("pbs", "90", 90), ("pbs", "02:30:00", 9000),
     ("slurm", "45:30", 2730),
     # Slurm's day forms: D-HH, D-HH:MM, D-HH:MM:SS (1-12:00 is 36 h, not 24 h 12 min)
-    ("slurm", "1-12", 129600), ("slurm", "1-12:00", 129600), ("slurm", "1-12:30", 131400), ("slurm", "2-0:0:30", 172830),
+    ("slurm", "1-12", 129600), ("slurm", "1-12:00", 129600), ("slurm", "1-12:30", 131400),
+    ("slurm", "2-0:0:30", 172830),
 ])
 def test_walltime_formats(kind, value, seconds):
     with dask.config.set({f"jobqueue.{kind}.walltime": value}):
         assert walltime(kind) == timedelta(seconds=seconds)
 
 
-@pytest.mark.parametrize(("kind", "value"), [("pbs", "1-12:00"), ("slurm", "1-2:3:4:5"), ("slurm", "-5"), ("slurm", "1h")])
+@pytest.mark.parametrize(("kind", "value"), [
+    ("pbs", "1-12:00"), ("slurm", "1-2:3:4:5"), ("slurm", "-5"), ("slurm", "1h"),
+])
 def test_walltime_forms_outside_the_batch_systems_are_named(kind, value):
     with dask.config.set({f"jobqueue.{kind}.walltime": value}), pytest.raises(ParameterError) as err:
         walltime(kind)

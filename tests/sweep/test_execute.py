@@ -13,6 +13,8 @@ from conftest import small_spec, write_spec
 from distributed import Client, LocalCluster
 from epmsweep.engine import InitialState, simulate
 from epmsweep.sweep import RunStore, assemble, make_plan, parse_spec, run_sweep
+from epmsweep.sweep.execute import SweepIncomplete
+from epmsweep.sweep.store import Status
 
 
 def data_of(tree: xr.DataTree) -> dict:
@@ -86,31 +88,32 @@ def test_assembly_reading_in_worker_processes_equals_reading_here(tmp_path, clie
     assert completed == 15 and not store.run_path(victim).exists()
 
 
-def test_failing_run_is_recorded_and_the_others_finish(tmp_path, client):
+def test_an_initial_state_changed_during_the_sweep_is_never_mixed_in(tmp_path, client):
+    """A state file swapped after planning: its runs are left pending (not failed, not computed from
+    the other content), the driver says why; swapped back, a rerun computes exactly those, and the
+    dataset equals an undisturbed sweep's."""
     state_file = tmp_path / "measured.nc"
     InitialState.rejuvenated(8, seed=3).save(state_file)
+    original = state_file.read_bytes()
     spec = small_spec(initial_states={"rejuvenated": {"kind": "rejuvenated"}, "measured": {"path": str(state_file)}})
     parsed = parse_spec(spec)
-    state_file.write_bytes(b"overwritten after validation")  # the file breaks while the sweep runs
-    tree = run_sweep(parsed, out=tmp_path / "out", client=client, progress=False)
+    clean = run_sweep(parsed, out=tmp_path / "clean", client=client, progress=False)
+    InitialState.rejuvenated(8, seed=4).save(state_file)  # another valid state under the same path
+    with pytest.raises(SweepIncomplete, match="8 runs not computed: .*measured.nc: the initial-state file changed"):
+        run_sweep(parsed, out=tmp_path / "out", client=client, progress=False)
     store = RunStore(tmp_path / "out", "small")
-    failures = store.failures()
-    assert len(failures) == 8  # every run of the broken state: 2 rates + 2 stresses, x 2 replicas
-    assert all("not a readable netCDF" in f["error"] and f["traceback"] for f in failures.values())
-    for group in ("imposed_rate", "imposed_stress"):
-        done = tree[group]["completed"]
-        assert int(done.sel(initial_state="rejuvenated").sum()) == 4
-        assert int(done.sel(initial_state="measured").sum()) == 0
-        assert np.isnan(tree[group]["stress"].sel(initial_state="measured").values).all()
-    s = store.status()
-    assert (s.planned, s.done, s.failed, s.pending) == (16, 8, 8, 0)
+    assert store.failures() == {}
+    assert store.status() == Status(planned=16, done=8, failed=0)
+    state_file.write_bytes(original)
+    tree = run_sweep(parsed, out=tmp_path / "out", client=client, progress=False)
+    assert store.status() == Status(planned=16, done=16, failed=0)
+    assert_same_data(tree, clean)
     # a corrupt stored run is detected and recomputed, never assembled
     victim = next(iter(store.stored_keys()))
     store.run_path(victim).write_bytes(b"truncated")
-    InitialState.rejuvenated(8, seed=3).save(state_file)
-    tree = run_sweep(parsed, out=tmp_path / "out", client=client, progress=False, retry_failed=True)
+    tree = run_sweep(parsed, out=tmp_path / "out", client=client, progress=False)
     assert store.verify(victim)
-    assert int(tree["imposed_rate"]["completed"].sum() + tree["imposed_stress"]["completed"].sum()) == 16
+    assert_same_data(tree, clean)
 
 
 def test_resume_after_the_sweep_process_is_killed(tmp_path, client):
