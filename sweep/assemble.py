@@ -27,9 +27,11 @@ import netCDF4
 import numpy as np
 import xarray as xr
 from epmsweep.engine import DEFAULT_SHEAR_MODULUS, ParameterError, __version__
+from epmsweep.engine.files import probe_netcdf
 from epmsweep.engine.variables import coordinate_variable, variable
 
 from .plan import Plan
+from .settings import setting_seconds
 from .spec import model_parameters
 from .store import ASSEMBLY_COMPRESSION, NETCDF_LOCK, RunStore, netcdf_values, writing
 
@@ -37,6 +39,7 @@ PARALLEL_READ_FROM = 1000  # runs; below, starting reader processes costs more t
 MAX_READERS = 8
 READ_CHUNK = 32
 FIELDS = ("local_stress", "threshold", "plastic")
+PROBE_ELEMENTS = 2**20  # variables up to this size are read by the probe of open_results (the series, not the fields)
 OPEN_HINT = (
     "the runs are in one group per protocol: xr.open_dataset(path, group='imposed_rate'), "
     "xr.open_datatree(path) or epmsweep.sweep.open_results(path); the root holds the steady-state summary"
@@ -267,11 +270,14 @@ def assemble_plan(plan: Plan, store: RunStore, out_path: str | os.PathLike) -> P
 def open_results(path: str | os.PathLike) -> xr.DataTree:
     """Open an assembled sweep file as a DataTree: the summary at the root, one group per protocol.
 
-    Raises ParameterError naming the file if it is missing or not an assembled sweep.
+    Raises ParameterError naming the file if it is missing, not an assembled sweep, or damaged
+    (the file is first read in a child process with a timeout, ``epmsweep.sweep.open-timeout``:
+    some damaged files make the HDF5 library spin forever).
     """
     path = Path(path)
     if not path.is_file():
         raise ParameterError(str(path), "assembled sweep file does not exist")
+    probe_netcdf(path, "assembled sweep file", timeout=setting_seconds("open-timeout"), max_read=PROBE_ELEMENTS)
     try:
         tree = xr.open_datatree(path, engine="netcdf4")
     except Exception as exc:  # the netCDF library raises several types for foreign files

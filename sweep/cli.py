@@ -22,7 +22,7 @@ from epmsweep.micro.lammps_library import LammpsUnavailableError
 
 from .assemble import open_results
 from .client import add_client_options, add_config_option, client_from_args
-from .execute import SweepIncomplete, assemble, assembled_path, check_same_sweep, run_sweep
+from .execute import SweepIncomplete, assemble, assembled_path, run_sweep
 from .plan import make_plan
 from .spec import parse_spec
 from .store import RunStore
@@ -108,15 +108,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, spec_file: str) -> int:
     spec = parse_spec(spec_file)  # the whole file is validated before any cluster starts
     _check_out(args.out)
-    replace = getattr(args, "replace", False)
-    with RunStore(args.out, spec.name).locked() as store:  # a second driver stops here, as does a read-only store
-        check_same_sweep(store, spec, replace)
-        store.create()
-        with client_from_args(args) as client:
-            tree = run_sweep(
-                spec, out=args.out, client=client, retry_failed=getattr(args, "retry_failed", False),
-                replace=replace, progress=not args.no_progress,
-            )  # fmt: skip
+    cluster = client_from_args(args)  # started by run_sweep after the store's checks, if there is work
+    tree = run_sweep(
+        spec, out=args.out, cluster=lambda: cluster, retry_failed=getattr(args, "retry_failed", False),
+        replace=getattr(args, "replace", False), progress=not args.no_progress,
+    )  # fmt: skip
     name = tree.attrs["name"]
     tree.close()
     status = RunStore(args.out, name).status()

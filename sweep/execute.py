@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
-import json
+import functools
 import os
 import socket
 import sys
@@ -11,7 +11,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 import xarray as xr
@@ -132,7 +132,7 @@ class _Watchdog:
     """Says why when no run has finished for ``epmsweep.sweep.stall-report`` seconds (and again each
     time), and stops the sweep after ``epmsweep.sweep.stall-timeout`` seconds without one, if set."""
 
-    def __init__(self, client: Client, in_flight: Callable[[], list[str]], write: Callable[[str], None]):
+    def __init__(self, client: Client, in_flight: Callable[[], list], write: Callable[[str], None]):
         self.client, self.in_flight, self.write = client, in_flight, write
         self.report, self.timeout = setting_seconds("stall-report"), setting_seconds("stall-timeout")
         self.last = time.monotonic()
@@ -158,10 +158,11 @@ class _Watchdog:
             idle, since_report = now - self.last, now - max(reported, self.last)
             if self.report is not None and since_report >= self.report:
                 reported = now
-                self.write(f"epmsweep: no run finished for {idle:.0f} s: {_why_stalled(self.client, self.in_flight())}")
+                why = _why_stalled(self.client, [f.key for f in self.in_flight()])
+                self.write(f"epmsweep: no run finished for {idle:.0f} s: {why}")
             if self.timeout is not None and idle >= self.timeout:
                 self.expired.set()
-                self.client.cancel(list(self.in_flight()))  # wakes the result loop
+                self.client.cancel(self.in_flight())  # wakes the result loop: the runs are left pending
                 return
 
 
@@ -192,7 +193,7 @@ def execute(
         return counts
     client.run(warm)
     pending = iter(runs)
-    by_future = {}
+    in_flight: dict[str, tuple[Run, object]] = {}  # task key -> (run, future), until its outcome is handled
     reasons: list[str] = []
 
     def submit_next(n: int) -> list:
@@ -201,7 +202,7 @@ def execute(
             return futures
         for run in pending:
             fut = client.submit(compute, run, key=f"run-{run.key}", retries=TASK_RETRIES, pure=False)
-            by_future[fut.key] = run
+            in_flight[fut.key] = (run, fut)
             futures.append(fut)
             if len(futures) >= n:
                 break
@@ -210,17 +211,19 @@ def execute(
     capacity = _Capacity(client)
     bar = tqdm(total=len(runs), unit="run", disable=not progress, file=sys.stderr, dynamic_ncols=True)
     stream = as_completed(submit_next(capacity()))
-    watchdog = _Watchdog(client, lambda: list(by_future), lambda line: tqdm.write(line, file=sys.stderr))
+    futures = lambda: [f for _, f in list(in_flight.values())]  # noqa: E731 (read by the watchdog thread)
+    watchdog = _Watchdog(client, futures, lambda line: tqdm.write(line, file=sys.stderr))
     try:
         with watchdog:
             for fut in stream:
-                run = by_future.pop(fut.key)
-                try:  # a result lost with a retiring worker (lifetime) is recomputed by the scheduler: wait for it
+                run = in_flight[fut.key][0]
+                try:  # a result lost with a retiring worker is recomputed by the scheduler: wait (watched)
                     outcome, value = fut.result()
                 except INFRASTRUCTURE_ERRORS as exc:
                     outcome, value = "pending", exc
                 except Exception as exc:
                     outcome, value = "failed", failure_record(exc)
+                del in_flight[fut.key]
                 fut.release()
                 if outcome == "ok":
                     store.write_run(run.key, value)
@@ -232,7 +235,7 @@ def execute(
                 watchdog.progressed()
                 bar.update()
                 bar.set_postfix(failed=counts["failed"], pending=counts["pending"], refresh=False)
-                for new in submit_next(max(0, capacity() - len(by_future))):
+                for new in submit_next(max(0, capacity() - len(in_flight))):
                     stream.add(new)
     except BaseException:
         if client.status == "running":
@@ -264,6 +267,7 @@ def run_sweep(
     out: str | os.PathLike = "results",
     client: Client | None = None,
     n_workers: int | None = None,
+    cluster: Callable[[], AbstractContextManager[Client]] | None = None,
     retry_failed: bool = False,
     replace: bool = False,
     progress: bool = True,
@@ -271,17 +275,19 @@ def run_sweep(
     """Run a sweep (file, dict or parsed Spec) and return the assembled DataTree.
 
     Finished runs already in ``<out>/<name>/runs`` are skipped (resume); failed runs are skipped
-    unless ``retry_failed``. Without ``client`` an embedded LocalCluster with ``n_workers``
-    single-threaded worker processes is started and closed. The assembled file is
+    unless ``retry_failed``. Without ``client``, ``cluster()`` gives one for the compute (default:
+    an embedded LocalCluster with ``n_workers`` single-threaded worker processes), opened only
+    when there is something to compute, after the store is checked, and closed. The assembled file is
     ``<out>/<name>.nc``. The store is locked for the call (a second driver gets a StoreError);
-    a store holding a different sweep of the same name is a StoreError unless ``replace`` (its
-    stored runs are reused where they match: run keys are content hashes).
+    a store holding another sweep of the same name (one with runs this one does not plan) is a
+    StoreError unless ``replace`` (stored runs are reused where they match: run keys are content
+    hashes).
     """
     spec = spec if isinstance(spec, Spec) else parse_spec(spec)
     plan = make_plan(spec)
     store = RunStore(out, spec.name)
     with store.locked():
-        check_same_sweep(store, spec, replace)
+        check_same_sweep(store, plan, replace)
         store.create()
         store.write_spec(spec)
         store.write_plan({r.key: {"protocol": r.protocol, **r.coords} for r in plan.runs})
@@ -289,7 +295,8 @@ def run_sweep(
         failed = set() if retry_failed else set(store.failures())
         todo = [r for r in plan.runs if r.key not in done and r.key not in failed]
         if todo:
-            with nullcontext(client) if client is not None else open_client(n_workers=n_workers) as c:
+            cluster = cluster or functools.partial(open_client, n_workers=n_workers)
+            with nullcontext(client) if client is not None else cluster() as c:
                 if progress:
                     where = f"dashboard: {c.dashboard_link}"
                     print(f"{spec.name}: {len(todo)} runs to compute ({len(done)} stored); {where}")
@@ -297,24 +304,20 @@ def run_sweep(
         return assemble(out, spec.name, plan=plan)
 
 
-def check_same_sweep(store: RunStore, spec: Spec, replace: bool) -> None:
-    """StoreError if ``store`` holds another sweep than ``spec`` (another content under the same name),
-    unless ``replace``: the assembled ``<out>/<name>.nc`` would be silently replaced."""
-    stored = store.root / "spec.json"
-    if replace or not stored.is_file():
+def check_same_sweep(store: RunStore, plan: Plan, replace: bool) -> None:
+    """StoreError if ``store`` holds a sweep of the same name with runs ``plan`` does not have: its
+    assembled ``<out>/<name>.nc`` would be replaced by one without them. Extending a sweep (every
+    stored planned run still planned) is not a replacement; ``replace`` allows one."""
+    if replace:
         return
-    try:
-        before = json.loads(stored.read_text())
-    except (OSError, ValueError):
-        return  # an unreadable record of the earlier sweep: nothing to protect
-    if canonical_json(before) == canonical_json(spec.raw):
+    dropped = store.read_plan().keys() - {r.key for r in plan.runs}
+    if not dropped:
         return
-    changed = sorted(k for k in before.keys() | spec.raw.keys() if before.get(k) != spec.raw.get(k))
     raise StoreError(
         str(store.root),
-        f"holds another sweep named {spec.name!r} (differs in: {', '.join(changed)}), from "
-        f"{store.root / 'spec.yaml'}: give this one another name or --out, or replace it (--replace; "
-        "stored runs that match are reused)",
+        f"holds another sweep named {plan.spec.name!r} ({len(dropped)} of its planned runs are not in this one; "
+        f"its file: {store.root / 'spec.yaml'}): give this one another name or --out, or replace it "
+        "(--replace; stored runs that match are reused)",
     )
 
 
