@@ -65,7 +65,8 @@ def writing(path: Path) -> Iterator[Path]:
     except (OSError, RuntimeError) as exc:  # netCDF-C reports a full disk as RuntimeError "HDF error"
         raise write_error(path, exc) from None
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # absent after the rename; not removable on a read-only folder
+            tmp.unlink()
 
 
 def write_error(path: Path, exc: BaseException) -> StoreError:
