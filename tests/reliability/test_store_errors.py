@@ -88,8 +88,9 @@ def test_a_read_only_store_and_a_folder_at_a_run_path_stop_before_any_compute(tm
 
 
 def test_another_sweep_under_the_same_name_is_not_silently_replaced(tmp_path):
-    first = write_spec(tmp_path / "a.yaml", rate_spec("same", shear_rate=[0.01, 0.03], strain_end=0.1, snapshot_strains=[]))
-    other = write_spec(tmp_path / "b.yaml", rate_spec("same", shear_rate=[0.05], strain_end=0.1, snapshot_strains=[]))
+    short = {"strain_end": 0.1, "snapshot_strains": []}
+    first = write_spec(tmp_path / "a.yaml", rate_spec("same", shear_rate=[0.01, 0.03], **short))
+    other = write_spec(tmp_path / "b.yaml", rate_spec("same", shear_rate=[0.05], **short))
     assert cli("run", first, "--out", tmp_path, "--workers", "1", "--no-progress").returncode == 0
     assembled = (tmp_path / "same.nc").read_bytes()
     done = cli("run", other, "--out", tmp_path, "--workers", "1", "--no-progress")
