@@ -135,23 +135,25 @@ def threshold_map(
     probe, model = probe or FrozenMatrixProbe(), model or GlassModel()
     tasks = plan_probes(config, L, probe, model)
     with tempfile.TemporaryDirectory() if out is None else nullcontext(out) as root:
-        store = RunStore(root, name).create()
-        store.write_plan({t.key: {"protocol": PROTOCOL, **t.coords} for t in tasks})
-        done = store.done_keys(t.key for t in tasks)
-        todo = [t for t in tasks if t.key not in done]
-        if todo:
-            with nullcontext(client) if client is not None else open_client() as c:
-                execute(todo, store, c, progress=progress, compute=compute_probe, warm=warm_lammps)
-        failures = store.failures()
-        failed = [t.coords for t in tasks if t.key in failures]
-        if failed:
-            first = failures[next(t.key for t in tasks if t.key in failures)]
-            raise ParameterError("threshold_map", f"{len(failed)} cells failed, e.g. {failed[0]}: {first['error']}")
-        fields = {v: np.empty((L, L)) for v in ("threshold", "initial_stress", "yield_strain", "n_free")}
-        for t in tasks:
-            with xr.open_dataset(store.run_path(t.key), engine="netcdf4") as ds:
-                for v in fields:
-                    fields[v][t.coords["cell_y"], t.coords["cell_x"]] = float(ds[v])
+        store = RunStore(root, name)
+        with store.locked():
+            store.create()
+            store.write_plan({t.key: {"protocol": PROTOCOL, **t.coords} for t in tasks})
+            done = store.done_keys(t.key for t in tasks)
+            todo = [t for t in tasks if t.key not in done]
+            if todo:
+                with nullcontext(client) if client is not None else open_client() as c:
+                    execute(todo, store, c, progress=progress, compute=compute_probe, warm=warm_lammps)
+            failures = store.failures()
+            failed = [t.coords for t in tasks if t.key in failures]
+            if failed:
+                first = failures[next(t.key for t in tasks if t.key in failures)]
+                raise ParameterError("threshold_map", f"{len(failed)} cells failed, e.g. {failed[0]}: {first['error']}")
+            fields = {v: np.empty((L, L)) for v in ("threshold", "initial_stress", "yield_strain", "n_free")}
+            for t in tasks:
+                with xr.open_dataset(store.run_path(t.key), engine="netcdf4") as ds:
+                    for v in fields:
+                        fields[v][t.coords["cell_y"], t.coords["cell_x"]] = float(ds[v])
     return xr.Dataset({v: (("y", "x"), a) for v, a in fields.items()}, attrs={**probe.to_attrs(), "grid_cells": L})
 
 
