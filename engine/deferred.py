@@ -21,6 +21,7 @@ compiled on their own (``admit``, ``track_uncertain``) call no other compiled fu
 others are merged into their one caller: Numba re-optimises a callee's code in every caller.
 """
 
+import mmap
 from typing import NamedTuple
 
 import numpy as np
@@ -70,13 +71,23 @@ class Stretch(NamedTuple):
 IDLE = Stretch(False, 0, 0, 0.0, 0, 0.0, False)
 
 
+def reserved(size: int) -> np.ndarray:
+    """A float64 array of ``size`` entries whose pages become resident only where written: an
+    anonymous mapping with transparent huge pages declined (a 2 MB page would make up to 2 MB of
+    rows resident for each row in use; NumPy asks for huge pages on large arrays)."""
+    mapping = mmap.mmap(-1, max(size, 1) * 8)
+    if hasattr(mmap, "MADV_NOHUGEPAGE"):  # Linux
+        mapping.madvise(mmap.MADV_NOHUGEPAGE)
+    return np.frombuffer(mapping, np.float64, size)
+
+
 def deferral(n: int, capacity: int) -> Deferral:
-    """The deferred state for n sites and at most ``capacity`` pending ones (only the rows of
-    ``kernel_rows`` in use become resident memory)."""
+    """The deferred state for n sites and at most ``capacity`` pending ones (only the parts of
+    ``kernel_rows`` in use, the tracked entries of the pending rows, become resident memory)."""
     return Deferral(
         np.full(n, -1, np.int64), np.full(n, -1, np.int64), np.ones(n, np.uint8), np.zeros(n),
         np.empty(n, np.int64), np.empty(n), np.empty(capacity, np.int64), np.empty(capacity),
-        np.empty(capacity * (n + PAD)), np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n),
+        reserved(capacity * (n + PAD)), np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n),
     )  # fmt: skip
 
 

@@ -24,7 +24,7 @@ def deferred_capacity(n_sites: int, defer_max: int) -> int:
     """Most pending sites of a deferred stretch (``engine.deferred``); past them it ends early.
     Its kernel matrix reserves this x (n_sites + 8) x 8 bytes of address space (auto: 2 MB at
     L = 32, 15 MB at L = 64, 110 MB at L = 128, 8 kB x n_sites beyond), of which only the part in
-    use becomes resident."""
+    use becomes resident (``deferred.reserved``: no transparent huge pages)."""
     return min(n_sites, 2 * defer_max + 64, 1024)
 
 
