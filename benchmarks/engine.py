@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -127,7 +126,7 @@ def threads(scale: float) -> tuple[float, float]:
 
 
 def peak_rss(kind: str, L: int) -> float:
-    """Peak resident memory (MiB) of a fresh process that imports this script's libraries, then
+    """Peak resident memory (MiB, Linux) of a fresh process that imports this script's libraries, then
     runs the engine (imposed rate 1e-3 from a rejuvenated state, 2000 steps: the low-activity
     stretches are deferred) or 200 steps of the NumPy baseline at the same drive."""
     out = subprocess.check_output([sys.executable, __file__, "--peak-rss", kind, str(L)], text=True)
@@ -141,7 +140,8 @@ def _peak_rss_child(kind: str, L: int) -> None:
         assert ds.attrs["steps_deferred"] > 0, "the run must exercise the deferred path"
     else:
         numpy_steps(params, state, 1e-3, None, 200, np.random.default_rng(1))
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # Linux: kB
+    with open("/proc/self/status") as f:  # VmHWM, not ru_maxrss: that one keeps the parent's peak across exec
+        print(next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024)  # kB
 
 
 def main() -> None:
