@@ -4,7 +4,9 @@ For each lattice size and drive the state is first brought into flow by the engi
 engine and the NumPy baseline (``numpy.fft`` per step, defined below) continue from the same
 maps, side by side in this process (best of 3 interleaved timings each). Also times the cold
 Numba compile (also with LLVM optimisation off, for scale) and the cached start in fresh
-subprocesses. Run: ``python benchmarks/engine.py [--quick]``.
+subprocesses; two runs in two threads of this process against one after the other; and the peak
+resident memory of one run at L = 256 and 512 against the NumPy baseline, each in a fresh
+subprocess. Run: ``python benchmarks/engine.py [--quick]``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from epmsweep.engine import ImposedRate, ImposedStress, InitialState, ModelParameters, real_space_propagator, simulate
@@ -65,7 +68,7 @@ def engine_rate(params, state, shear_rate, stress, n_steps) -> tuple[float, floa
     t0 = time.perf_counter()
     ds = simulate(params, state, proto, seed=1)
     elapsed = time.perf_counter() - t0
-    if int(ds.stuck):
+    if "stuck" in ds and bool(ds.stuck):
         raise RuntimeError("benchmark state got stuck")
     return n_steps / elapsed, float(ds.plastic_fraction.mean())
 
@@ -98,11 +101,65 @@ def compile_times() -> tuple[float, float, float, float]:
     return start, cold, warm, floor
 
 
+def threads(scale: float) -> tuple[float, float]:
+    """Seconds for two runs (L = 64, gdot = 1e-3, from a flowing state) one after the other in
+    one thread, and in two threads of this process (best of 3 each)."""
+    params = ModelParameters(L=64)
+    state = flowing_state(params, 1e-3, None)
+    n_steps = int(scale * 40_000)
+    proto = ImposedRate(1e-3, t_end=n_steps * params.dt, n_records=10)
+
+    def one(seed: int) -> None:
+        simulate(params, state, proto, seed=seed)
+
+    one(0)
+    serial = parallel = np.inf
+    with ThreadPoolExecutor(2) as pool:
+        for _ in range(REPEATS):
+            t0 = time.perf_counter()
+            one(1), one(2)
+            serial = min(serial, time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            list(pool.map(one, (1, 2)))
+            parallel = min(parallel, time.perf_counter() - t0)
+    return serial, parallel
+
+
+def peak_rss(kind: str, L: int) -> float:
+    """Peak resident memory (MiB, Linux) of a fresh process that imports this script's libraries, then
+    runs the engine (imposed rate 1e-3 from a rejuvenated state, 2000 steps: the low-activity
+    stretches are deferred) or 200 steps of the NumPy baseline at the same drive."""
+    out = subprocess.check_output([sys.executable, __file__, "--peak-rss", kind, str(L)], text=True)
+    return float(out.split()[-1])
+
+
+def _peak_rss_child(kind: str, L: int) -> None:
+    params, state = ModelParameters(L=L), InitialState.rejuvenated(L, seed=0)
+    if kind == "engine":
+        ds = simulate(params, state, ImposedRate(1e-3, t_end=2000 * params.dt, n_records=10), seed=1)
+        assert ds.attrs["steps_deferred"] > 0, "the run must exercise the deferred path"
+    else:
+        numpy_steps(params, state, 1e-3, None, 200, np.random.default_rng(1))
+    with open("/proc/self/status") as f:  # VmHWM, not ru_maxrss: that one keeps the parent's peak across exec
+        print(next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024)  # kB
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer steps (noisier figures)")
+    parser.add_argument("--peak-rss", nargs=2, metavar=("KIND", "L"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.peak_rss:
+        return _peak_rss_child(args.peak_rss[0], int(args.peak_rss[1]))
     scale = 0.2 if args.quick else 1.0
+    serial, parallel = threads(scale)
+    print(f"two runs (L = 64, gdot = 1e-3): one thread {serial:.2f} s, two threads {parallel:.2f} s: "
+          f"{serial / parallel:.2f}x (target >= 1.8x)")
+    peak_rss("engine", 32)  # fills the Numba cache: compiling would count
+    for L in (256, 512):
+        eng, ref = peak_rss("engine", L), peak_rss("numpy", L)
+        print(f"peak RSS of one run at L = {L}: engine {eng:.0f} MiB, numpy {ref:.0f} MiB: {eng / ref:.2f}x "
+              "(target <= 1.3x)")
     start, cold, warm, floor = compile_times()
     print(f"first run: cold compile {cold:.2f} s (target < 2; {floor:.2f} s with LLVM optimisation off), "
           f"cached start {warm:.2f} s (target < 0.3), after the libraries' own start-up of {start:.2f} s")

@@ -15,11 +15,14 @@ round-off of the sums involved (R itself is kept by adding and subtracting kerne
 test is tracked (its exact stress computed) before the switching pass. Every switching decision
 is thus the one plain stepping takes, and every stress the same up to round-off.
 
-The state is a tuple of arrays (``workspace``) and two counts, ``n_t`` tracked and ``n_p``
-pending sites; the functions return the updated counts. For a short cold compile, the functions
-compiled on their own (``admit``, ``track_uncertain``) call no other compiled function, and
-``flush`` is merged into its one caller: Numba re-optimises a callee's code in every caller.
+The arrays live in a ``Deferral`` (``deferral``), the scalars of the stretch in progress in a
+``Stretch``, which the functions below return updated. For a short cold compile, the functions
+compiled on their own (``admit``, ``track_uncertain``) call no other compiled function, and the
+others are merged into their one caller: Numba re-optimises a callee's code in every caller.
 """
+
+import mmap
+from typing import NamedTuple
 
 import numpy as np
 from numba import int64, uint64
@@ -31,126 +34,178 @@ BLOCK = 64
 PAD = 8
 """Extra entries per kernel-matrix row: rows a power of two apart would share cache sets."""
 
+FLUSH_WORK = 4.0
+"""A deferred stretch ends when its tracked-site updates (tracked x plastic per step, summed) exceed
+this many times the cost of an eager real-space step (plastic x N): the flush costs about two."""
 
-def workspace(n: int, max_pending: int) -> tuple:
-    """Arrays of the deferred state for a lattice of n sites (any number of them may be tracked).
 
-    ``t_pos``/``p_pos`` (n,): slot of each site among the tracked / pending ones, or -1;
-    ``untracked`` (n,) uint8; ``bound`` (n,): R_i;
-    ``t_list``/``exact`` (n,): tracked sites and their exact stress fluctuations;
-    ``p_list``/``pending`` (max_pending,): pending sites and their summed increments D_p;
-    ``kmat``: G between pending p and tracked t at ``p * (n + PAD) + t`` (only the part in use
-    becomes resident memory).
-    """
-    return (
+class Deferral(NamedTuple):
+    """Arrays of the deferred state of a lattice of n sites (any number of them may be tracked)."""
+
+    tracked_slot: np.ndarray  # (n,) int64: slot of each site among the tracked ones, or -1
+    pending_slot: np.ndarray  # (n,) int64: slot of each site among the pending ones, or -1
+    untracked: np.ndarray  # (n,) uint8
+    bound: np.ndarray  # (n,) float64: R_i
+    tracked_sites: np.ndarray  # (n,) int64
+    exact: np.ndarray  # (n,) float64: exact stress fluctuations of the tracked sites
+    pending_sites: np.ndarray  # (capacity,) int64
+    pending: np.ndarray  # (capacity,) float64: summed increments D_p of the pending sites
+    kernel_rows: np.ndarray  # G between pending p and tracked t at p * (n + PAD) + t
+    rows_of_plastic: np.ndarray  # (n,) int64: pending slot of each listed plastic site, per step
+    new_sites: np.ndarray  # (n,) int64: sites newly pending, or leaving
+    weights: np.ndarray  # (n,) float64: +-1 per site of new_sites, for the bounds
+
+
+class Stretch(NamedTuple):
+    """The deferred stretch in progress (``active`` False: none)."""
+
+    active: bool
+    tracked: int  # number of tracked sites
+    pending: int  # number of pending sites
+    tolerance: float  # round-off margin of the below-threshold test (``tolerance``)
+    work: int  # tracked-site updates since the last flush
+    work_limit: float  # flush when ``work`` exceeds it (``FLUSH_WORK``)
+    overflow: bool  # new plastic sites did not fit: flush at the next step
+
+
+IDLE = Stretch(False, 0, 0, 0.0, 0, 0.0, False)
+
+
+def reserved(size: int) -> np.ndarray:
+    """A float64 array of ``size`` entries whose pages become resident only where written: an
+    anonymous mapping with transparent huge pages declined (a 2 MB page would make up to 2 MB of
+    rows resident for each row in use; NumPy asks for huge pages on large arrays)."""
+    mapping = mmap.mmap(-1, max(size, 1) * 8)
+    if hasattr(mmap, "MADV_NOHUGEPAGE"):  # Linux
+        mapping.madvise(mmap.MADV_NOHUGEPAGE)
+    return np.frombuffer(mapping, np.float64, size)
+
+
+def deferral(n: int, capacity: int) -> Deferral:
+    """The deferred state for n sites and at most ``capacity`` pending ones (only the parts of
+    ``kernel_rows`` in use, the tracked entries of the pending rows, become resident memory)."""
+    return Deferral(
         np.full(n, -1, np.int64), np.full(n, -1, np.int64), np.ones(n, np.uint8), np.zeros(n),
-        np.empty(n, np.int64), np.empty(n), np.empty(max_pending, np.int64), np.empty(max_pending),
-        np.empty(max_pending * (n + PAD)),
+        np.empty(n, np.int64), np.empty(n), np.empty(capacity, np.int64), np.empty(capacity),
+        reserved(capacity * (n + PAD)), np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n),
     )  # fmt: skip
 
 
-def tiled_offsets(L: int) -> np.ndarray:
-    """``offset[i] = iy * 2L + ix`` of site i = iy * L + ix, so that G_ij is
-    ``g_ext[offset[i] - offset[j] + 2 L^2 + L]`` in the tiled kernel (``redistribution.tiled_kernel``)."""
-    iy, ix = np.divmod(np.arange(L * L, dtype=np.int64), L)
-    return iy * 2 * L + ix
-
-
 @inline
-def track(i, s, ws, n_t, n_p, g_ext, offset, L):
+def track(i, s, d, n_t, n_p, kernel):
     """Make site i tracked: its exact stress is s_i plus its share of the pending field."""
-    t_pos, _, untracked, _, t_list, exact, p_list, pending, kmat = ws
-    stride = t_list.size + PAD
-    at_i = offset[i] + 2 * L * L + L
+    stride = d.tracked_sites.size + PAD
+    L = kernel.L
+    at_i = kernel.offset[i] + 2 * L * L + L
     v = s[i]
     for p in range(n_p):
-        g = g_ext[at_i - offset[p_list[p]]]
-        kmat[p * stride + n_t] = g
-        v += g * pending[p]
+        g = kernel.tiled[at_i - kernel.offset[d.pending_sites[p]]]
+        d.kernel_rows[p * stride + n_t] = g
+        v += g * d.pending[p]
     s[i] = v
-    exact[n_t] = v
-    t_list[n_t] = i
-    t_pos[i] = n_t
-    untracked[i] = 0
+    d.exact[n_t] = v
+    d.tracked_sites[n_t] = i
+    d.tracked_slot[i] = n_t
+    d.untracked[i] = 0
     return n_t + 1
 
 
 @internal
-def admit(s, ws, n_t, n_p, plist, n_plastic, new, g_ext, offset, L):
-    """Make every plastic site tracked and pending (those that are not yet); returns the new
-    counts and the number of new pending sites (listed in ``new``), whose positive G the
-    caller adds to R; or (-1, -1, 0) without any change when they would not fit."""
-    t_pos, p_pos, _, _, t_list, _, p_list, pending, kmat = ws
+def admit(s, d, n_t, n_p, plastic_sites, n_plastic, kernel):
+    """Make every plastic site tracked and pending (those that are not yet); returns whether they
+    fit, the new counts and the number of new pending sites (listed in ``d.new_sites``), whose
+    positive G the caller adds to R. Changes nothing when they do not fit."""
+    new = d.new_sites
     n_new = int64(0)
     for k in range(n_plastic):
-        if p_pos[plist[k]] < 0:
-            new[n_new] = plist[k]
+        if d.pending_slot[plastic_sites[k]] < 0:
+            new[n_new] = plastic_sites[k]
             n_new += 1
-    if n_p + n_new > p_list.size:
-        return int64(-1), int64(-1), int64(0)
+    if n_p + n_new > d.pending_sites.size:
+        return False, n_t, n_p, int64(0)
     for k in range(n_new):
-        if t_pos[new[k]] < 0:
-            n_t = track(new[k], s, ws, n_t, n_p, g_ext, offset, L)
-    stride = t_list.size + PAD
+        if d.tracked_slot[new[k]] < 0:
+            n_t = track(new[k], s, d, n_t, n_p, kernel)
+    stride = d.tracked_sites.size + PAD
+    L = kernel.L
     for k in range(n_new):  # a row of kernel values for the tracked sites, D = 0
         j = new[k]
-        at_j = 2 * L * L + L - offset[j]
+        at_j = 2 * L * L + L - kernel.offset[j]
         for t in range(n_t):
-            kmat[n_p * stride + t] = g_ext[offset[t_list[t]] + at_j]
-        p_list[n_p] = j
-        p_pos[j] = n_p
-        pending[n_p] = 0.0
+            d.kernel_rows[n_p * stride + t] = kernel.tiled[kernel.offset[d.tracked_sites[t]] + at_j]
+        d.pending_sites[n_p] = j
+        d.pending_slot[j] = n_p
+        d.pending[n_p] = 0.0
         n_p += 1
-    return n_t, n_p, n_new
+    return True, n_t, n_p, n_new
 
 
 @inline
-def add_bounds(ws, sites, n, weight, weights, g_pos_ext, L):
-    """R_i += weight x sum over the n ``sites`` of max(G_i,site, 0)."""
+def add_bounds(d, n, weight, kernel):
+    """R_i += weight x sum over the n sites of ``d.new_sites`` of max(G_i,site, 0)."""
     for k in range(n):
-        weights[k] = weight
-    redistribute_sparse(ws[3], sites, weights, n, g_pos_ext, L)
+        d.weights[k] = weight
+    redistribute_sparse(d.bound, d.new_sites, d.weights, n, kernel.tiled_positive, kernel.L)
 
 
 @inline
-def admit_bounded(s, ws, n_t, n_p, plist, n_plastic, new, weights, g_ext, g_pos_ext, offset, L):
+def admit_bounded(s, d, n_t, n_p, plastic_sites, n_plastic, kernel):
     """``admit``, then the new pending sites' positive G added to R (if they fit)."""
-    n_t, n_p, n_new = admit(s, ws, n_t, n_p, plist, n_plastic, new, g_ext, offset, L)
-    if n_t >= 0:
-        add_bounds(ws, new, n_new, 1.0, weights, g_pos_ext, L)
-    return n_t, n_p
+    fits, n_t, n_p, n_new = admit(s, d, n_t, n_p, plastic_sites, n_plastic, kernel)
+    if fits:
+        add_bounds(d, n_new, 1.0, kernel)
+    return fits, n_t, n_p
 
 
 @inline
-def flush(s, thr, sigma_ext, ws, n_t, n_p, plastic, plist, n_plastic, new, weights, keep, g_ext, g_pos_ext, offset, L):
+def begin(s, thr, sigma_ext, d, plastic_sites, n_plastic, kernel):
+    """A stretch from the plastic sites, or ``IDLE`` if they do not fit."""
+    fits, n_t, n_p = admit_bounded(s, d, int64(0), int64(0), plastic_sites, n_plastic, kernel)
+    if not fits:
+        return IDLE
+    return Stretch(True, n_t, n_p, tolerance(s, thr, sigma_ext), 0, FLUSH_WORK * n_plastic * s.size, False)
+
+
+@inline
+def admit_new(s, d, stretch, plastic_sites, n_plastic, kernel):
+    """The new plastic sites become pending; if they do not fit, the stretch overflows (and is
+    flushed at the next step)."""
+    fits, n_t, n_p = admit_bounded(s, d, stretch.tracked, stretch.pending, plastic_sites, n_plastic, kernel)
+    if not fits:
+        return Stretch(True, stretch.tracked, stretch.pending, stretch.tolerance, stretch.work,
+                       stretch.work_limit, True)  # fmt: skip
+    return Stretch(True, n_t, n_p, stretch.tolerance, stretch.work, stretch.work_limit, False)
+
+
+@inline
+def flush(s, thr, sigma_ext, d, stretch, plastic, plastic_sites, n_plastic, keep, kernel):
     """Add the pending field to the untracked sites and forget every tracked and pending site.
     With ``keep``, go on deferring from the plastic sites alone (R loses the pending sites that
-    relaxed); otherwise, or if they do not fit, the deferral ends (R = 0). Returns the new counts
-    (-1 when the deferral ended) and the tolerance of the stretch that goes on.
+    relaxed); otherwise, or if they do not fit, the deferral ends (R = 0, ``IDLE``).
     """
-    t_pos, p_pos, untracked, bound, t_list, exact, p_list, pending, _ = ws
+    n_t, n_p = stretch.tracked, stretch.pending
     if keep:
         n_gone = int64(0)
         for p in range(n_p):
-            if not plastic[p_list[p]]:
-                new[n_gone] = p_list[p]
+            if not plastic[d.pending_sites[p]]:
+                d.new_sites[n_gone] = d.pending_sites[p]
                 n_gone += 1
-        add_bounds(ws, new, n_gone, -1.0, weights, g_pos_ext, L)
-    redistribute_sparse(s, p_list, pending, n_p, g_ext, L)  # the tracked sites are then reset to exact
+        add_bounds(d, n_gone, -1.0, kernel)
+    redistribute_sparse(s, d.pending_sites, d.pending, n_p, kernel.tiled, kernel.L)  # tracked: reset below
     for t in range(n_t):
-        s[t_list[t]] = exact[t]
-        t_pos[t_list[t]] = -1
-        untracked[t_list[t]] = 1
+        s[d.tracked_sites[t]] = d.exact[t]
+        d.tracked_slot[d.tracked_sites[t]] = -1
+        d.untracked[d.tracked_sites[t]] = 1
     for p in range(n_p):
-        p_pos[p_list[p]] = -1
-    n_t, n_p = int64(-1), int64(-1)
+        d.pending_slot[d.pending_sites[p]] = -1
+    fits = False
     if keep:
-        n_t, n_p, _ = admit(s, ws, int64(0), int64(0), plist, n_plastic, new, g_ext, offset, L)
-    if n_t < 0:
+        fits, n_t, n_p, _ = admit(s, d, int64(0), int64(0), plastic_sites, n_plastic, kernel)
+    if not fits:
         for i in range(uint64(s.size)):
-            bound[i] = 0.0
-        return n_t, n_p, 0.0
-    return n_t, n_p, tolerance(s, thr, sigma_ext)
+            d.bound[i] = 0.0
+        return IDLE
+    return Stretch(True, n_t, n_p, tolerance(s, thr, sigma_ext), 0, FLUSH_WORK * n_plastic * s.size, False)
 
 
 @inline
@@ -164,62 +219,63 @@ def tolerance(s, thr, sigma_ext):
 
 
 @inline
-def step_increments(s, ws, n_t, plist, n_plastic, dbuf, pcol, sigma_ext, dt_tau):
-    """The plastic increments d_j of a deferred step: summed into D and applied to the tracked
-    sites (four pending rows per pass). Returns sum(d)."""
-    _, p_pos, _, _, t_list, exact, _, pending, kmat = ws
-    stride = uint64(t_list.size + PAD)
+def step_increments(s, d, n_t, plastic_sites, n_plastic, increments, sigma_ext, dt_tau):
+    """The plastic increments of a deferred step (written to ``increments``): summed into D and
+    applied to the tracked sites (four pending rows per pass). Returns their sum."""
+    rows = d.rows_of_plastic
+    exact, kmat = d.exact, d.kernel_rows
+    stride = uint64(d.tracked_sites.size + PAD)
     sum_d = 0.0
     for k in range(n_plastic):
-        j = plist[k]
-        d = (sigma_ext + s[j]) * dt_tau
-        dbuf[k] = d
-        p = p_pos[j]
-        pcol[k] = p
-        pending[p] += d
-        sum_d += d
+        j = plastic_sites[k]
+        inc = (sigma_ext + s[j]) * dt_tau
+        increments[k] = inc
+        p = d.pending_slot[j]
+        rows[k] = p
+        d.pending[p] += inc
+        sum_d += inc
     n_tu = uint64(n_t)
     n4 = n_plastic - n_plastic % 4
     for k in range(0, n4, 4):
-        a0, a1 = uint64(pcol[k]) * stride, uint64(pcol[k + 1]) * stride
-        a2, a3 = uint64(pcol[k + 2]) * stride, uint64(pcol[k + 3]) * stride
-        d0, d1, d2, d3 = dbuf[k], dbuf[k + 1], dbuf[k + 2], dbuf[k + 3]
+        a0, a1 = uint64(rows[k]) * stride, uint64(rows[k + 1]) * stride
+        a2, a3 = uint64(rows[k + 2]) * stride, uint64(rows[k + 3]) * stride
+        d0, d1, d2, d3 = increments[k], increments[k + 1], increments[k + 2], increments[k + 3]
         for t in range(n_tu):
             pair01 = d0 * kmat[a0 + t] + d1 * kmat[a1 + t]
             exact[t] += pair01 + (d2 * kmat[a2 + t] + d3 * kmat[a3 + t])
     for k in range(n4, n_plastic):
-        a = uint64(pcol[k]) * stride
-        d = dbuf[k]
+        a = uint64(rows[k]) * stride
+        inc = increments[k]
         for t in range(n_tu):
-            exact[t] += d * kmat[a + t]
+            exact[t] += inc * kmat[a + t]
     for t in range(n_t):
-        s[t_list[t]] = exact[t]
+        s[d.tracked_sites[t]] = exact[t]
     return sum_d
 
 
 @inline
-def pending_slack(ws, n_p, g_neg_max, tol):
+def pending_slack(d, n_p, g_neg_max, tol):
     """What may separate an untracked site's stored stress from its exact one, as
     (d, margin): at most ``R_i d + margin``, where R_i sums the positive part of G over the
     pending sites, d = max_p D_p (>= 0) and margin = tol + g_neg_max sum_p max(-D_p, 0)
     (a pending site is never the untracked site itself: G_ip >= -g_neg_max)."""
-    pending = ws[7]
-    d, negative = 0.0, 0.0
+    pending = d.pending
+    d_max, negative = 0.0, 0.0
     for p in range(n_p):
-        d = max(d, pending[p])
+        d_max = max(d_max, pending[p])
         negative += max(-pending[p], 0.0)
-    return d, tol + g_neg_max * negative
+    return d_max, tol + g_neg_max * negative
 
 
 @internal
-def track_uncertain(s, thr, ws, n_t, n_p, sigma_ext, d_max, margin, g_ext, offset, L):
+def track_uncertain(s, thr, d, n_t, n_p, sigma_ext, d_max, margin, kernel):
     """Track the untracked sites not provably below threshold (their deferred part is at most
-    R_i d_max + margin, ``pending_slack``); returns the new n_t.
+    R_i d_max + margin, ``pending_slack``); returns the new number of tracked sites.
 
     Counted block by block without branches (vectorised); only a block holding such a site is
     scanned site by site.
     """
-    untracked, bound = ws[2], ws[3]
+    untracked, bound = d.untracked, d.bound
     n = uint64(s.size)
     for start in range(uint64(0), n, uint64(BLOCK)):
         stop = min(start + uint64(BLOCK), n)
@@ -230,5 +286,22 @@ def track_uncertain(s, thr, ws, n_t, n_p, sigma_ext, d_max, margin, g_ext, offse
             continue
         for i in range(start, stop):
             if untracked[i] and sigma_ext + s[i] + (bound[i] * d_max + margin) > thr[i]:
-                n_t = track(int64(i), s, ws, n_t, n_p, g_ext, offset, L)
+                n_t = track(int64(i), s, d, n_t, n_p, kernel)
     return n_t
+
+
+@inline
+def deferred_step(s, d, stretch, plastic_sites, n_plastic, increments, sigma_ext, dt_tau):
+    """Increments of a deferred step; returns their sum and the stretch with its work counted."""
+    sum_d = step_increments(s, d, stretch.tracked, plastic_sites, n_plastic, increments, sigma_ext, dt_tau)
+    work = stretch.work + stretch.tracked * n_plastic
+    return sum_d, Stretch(True, stretch.tracked, stretch.pending, stretch.tolerance, work, stretch.work_limit,
+                          stretch.overflow)  # fmt: skip
+
+
+@inline
+def track_after_step(s, thr, d, stretch, sigma_ext, kernel):
+    """Track the sites that the drive and the increments may have brought above threshold."""
+    d_max, margin = pending_slack(d, stretch.pending, kernel.negative_max, stretch.tolerance)
+    n_t = track_uncertain(s, thr, d, stretch.tracked, stretch.pending, sigma_ext, d_max, margin, kernel)
+    return Stretch(True, n_t, stretch.pending, stretch.tolerance, stretch.work, stretch.work_limit, stretch.overflow)

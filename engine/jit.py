@@ -7,6 +7,13 @@ their caller's Numba IR instead of being compiled as functions of their own (few
 compilations); the hot kernels stay separate functions, where LLVM optimises them best.
 ``internal`` functions are called from compiled code only (no Python wrapper either).
 
+None of them allocates memory (their arrays come from the caller) or keeps an array beyond its
+call, so they are compiled without Numba's reference counting (``_nrt=False``): the time loop
+reads its arrays from named tuples, and counting each read in every step made a step at L = 32
+about 1.8x slower (``benchmarks/engine.py``). An engine function that had to allocate would not
+compile: Numba says so. Every function releases the GIL (``nogil``): runs in threads of one
+process (a Dask worker's threads) go on in parallel.
+
 Numba keys a cached function to the source of its own file only, yet the time loop carries the
 code of the helpers it calls from other files: ``EngineCacheLocator`` keys every engine function
 to all the engine's sources, so that no edit or upgrade ever runs stale compiled code.
@@ -61,6 +68,7 @@ class EngineCacheLocator:
 if EngineCacheLocator not in CACHE_IMPL._locator_classes:
     CACHE_IMPL._locator_classes.insert(0, EngineCacheLocator)
 
-jit = njit(cache=True, no_cfunc_wrapper=True)
-inline = njit(cache=True, no_cfunc_wrapper=True, inline="always")
-internal = njit(cache=True, no_cfunc_wrapper=True, no_cpython_wrapper=True)
+OPTIONS = {"cache": True, "no_cfunc_wrapper": True, "_nrt": False, "nogil": True}
+jit = njit(**OPTIONS)
+inline = njit(**OPTIONS, inline="always")
+internal = njit(**OPTIONS, no_cpython_wrapper=True)

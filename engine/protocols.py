@@ -33,6 +33,24 @@ def _to_steps(name: str, times: np.ndarray, dt: float, n_steps: int) -> tuple[np
     return steps, first
 
 
+class Drive(NamedTuple):
+    """How a protocol drives the time loop, per time step dt."""
+
+    start_stress: float  # external stress Sigma at t = 0
+    load: float  # added to Sigma each step (mu gdot dt; 0 under imposed stress)
+    stress_fixed: bool  # Sigma never changes: no stress feedback; an absorbing state ends the run
+    shear_modulus: float  # mu: the plastic strain is the summed increments / (N mu)
+
+
+class Outcome(NamedTuple):
+    """What the time loop reports besides its records."""
+
+    status: int  # 0: every recorded value finite
+    arrest_step: int  # step of the absorbing state reached under fixed Sigma, or -1
+    peak_stress: float  # largest Sigma
+    peak_step: int  # its first step
+
+
 class Schedule(NamedTuple):
     """When a run records, for a time step dt.
 
@@ -107,6 +125,18 @@ class ImposedRate:
         snaps, first_snap = _to_steps("snapshot_strains", strains / self.shear_rate, dt, n)
         return Schedule(n, records, snaps, np.linspace(0.0, end, self.n_records + 1)[first], strains[first_snap])
 
+    def drive(self, mean_stress: float, shear_modulus: float, dt: float) -> Drive:
+        """Sigma starts at the initial state's mean stress and gains mu gdot dt per step, less
+        the mean plastic increment."""
+        return Drive(mean_stress, shear_modulus * self.shear_rate * dt, False, shear_modulus)
+
+    def clock_values(self, time: np.ndarray, plastic_strain: np.ndarray, outcome: Outcome, dt: float) -> dict:
+        """``strain``, ``strain_rate`` at the record ``time`` and the scalars of the run."""
+        return {
+            "strain": self.shear_rate * time, "strain_rate": np.full(time.size, self.shear_rate),
+            "peak_stress": outcome.peak_stress, "strain_at_peak": self.shear_rate * outcome.peak_step * dt,
+        }  # fmt: skip
+
     def to_attrs(self) -> dict:
         return {
             "protocol": self.name,
@@ -170,6 +200,21 @@ class ImposedStress:
         snaps, first = _to_steps("snapshot_times", requested, dt, n)
         return Schedule(n, records, snaps, records * dt, requested[first])
 
+    def drive(self, mean_stress: float, shear_modulus: float, dt: float) -> Drive:
+        """Sigma is the imposed stress throughout (the initial state's stresses are shifted to it)."""
+        return Drive(float(self.stress), 0.0, True, shear_modulus)
+
+    def clock_values(self, time: np.ndarray, plastic_strain: np.ndarray, outcome: Outcome, dt: float) -> dict:
+        """``strain`` (the plastic strain since the stress step), ``strain_rate`` (NaN at t = 0)
+        at the record ``time``, and whether and when the run got stuck."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rate = np.concatenate([[np.nan], np.diff(plastic_strain) / np.diff(time)])
+        stuck = outcome.arrest_step >= 0
+        return {
+            "strain": plastic_strain, "strain_rate": rate,
+            "stuck": stuck, "arrest_time": outcome.arrest_step * dt if stuck else np.nan,
+        }  # fmt: skip
+
     def to_attrs(self) -> dict:
         return {
             "protocol": self.name,
@@ -182,4 +227,5 @@ class ImposedStress:
 Protocol = ImposedRate | ImposedStress
 """A protocol describes itself: ``name``, ``primary_dim`` (its sweep axis), ``record_dim`` and
 ``record_coords`` (the clock of its time series), ``snapshot_dim``, ``series`` and ``scalars``
-(the declared output variables it produces, ``engine.variables``) and ``schedule(dt)``."""
+(the declared output variables it produces, ``engine.variables``), ``schedule(dt)`` (its record
+steps), ``drive`` (its ``Drive`` of the time loop) and ``clock_values`` (its strain, rate and scalars)."""

@@ -13,7 +13,7 @@ from .initial_state import InitialState
 from .parameters import ModelParameters
 from .propagator import real_space_propagator
 from .protocols import ImposedRate, ImposedStress, Protocol
-from .redistribution import tiled_kernel
+from .redistribution import compiled_kernel
 from .variables import entry
 from .version import RESULT_FORMAT_VERSION, __version__
 
@@ -24,7 +24,7 @@ def deferred_capacity(n_sites: int, defer_max: int) -> int:
     """Most pending sites of a deferred stretch (``engine.deferred``); past them it ends early.
     Its kernel matrix reserves this x (n_sites + 8) x 8 bytes of address space (auto: 2 MB at
     L = 32, 15 MB at L = 64, 110 MB at L = 128, 8 kB x n_sites beyond), of which only the part in
-    use becomes resident."""
+    use becomes resident (``deferred.reserved``: no transparent huge pages)."""
     return min(n_sites, 2 * defer_max + 64, 1024)
 
 
@@ -119,51 +119,27 @@ def simulate(
         raise ParameterError("redistribution", f"must be one of {REDISTRIBUTION}, got {redistribution!r}")
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
 
-    L, n, dt, mu = params.L, params.n_sites, params.dt, initial_state.shear_modulus
-    creep = isinstance(protocol, ImposedStress)
+    L, n, dt = params.L, params.n_sites, params.dt
     sched = protocol.schedule(dt)
-
     stress0 = initial_state.stress.ravel()
-    sigma0 = float(protocol.stress) if creep else float(np.mean(stress0))
-    s = stress0 - np.mean(stress0)
-    thr = initial_state.threshold.ravel().copy()
-    plastic = np.zeros(n, np.uint8)
-    load = 0.0 if creep else mu * protocol.shear_rate * dt
-
-    g = real_space_propagator(L, params.kernel, params.normalise_self)
-    g_hat = np.fft.rfft2(g)
+    drive = protocol.drive(float(np.mean(stress0)), initial_state.shear_modulus, dt)
+    lattice = stepping.lattice(stress0 - np.mean(stress0), initial_state.threshold.ravel())
+    kernel = compiled_kernel(real_space_propagator(L, params.kernel, params.normalise_self))
     fft_min, defer_max = redistribution_limits(L, redistribution)
-    ws = deferred.workspace(n, deferred_capacity(n, defer_max))
-
-    n_rec, n_snap = sched.record_steps.size, sched.snapshot_steps.size
-    rec_stress, rec_gpl, rec_np = np.empty(n_rec), np.empty(n_rec), np.empty(n_rec)
-    snap_stress, snap_thr = np.empty((n_snap, n)), np.empty((n_snap, n))
-    snap_plastic = np.empty((n_snap, n), np.uint8)
-
-    g_neg_max = -min(g.ravel()[1:].min(), 0.0)  # largest -G between distinct sites
-    status, arrest_step, peak, peak_step, counters = stepping.run(
-        s, thr, plastic, sigma0, load, creep, dt / params.tau, dt / params.tau_pl, dt / params.tau_res, mu,
-        tiled_kernel(g), tiled_kernel(np.maximum(g, 0.0)), g_neg_max, deferred.tiled_offsets(L), g_hat,
-        fft_min, defer_max, ws, stepping.workspace(L), fast_forward, *params.thresholds.compiled(), rng,
-        sched.n_steps, sched.record_steps, sched.snapshot_steps,
-        rec_stress, rec_gpl, rec_np, snap_stress, snap_thr, snap_plastic,
+    records, snapshots = stepping.recorders(sched, n)
+    work = stepping.work(L)
+    outcome = stepping.run(
+        lattice, drive, stepping.rates(dt, params.tau, params.tau_pl, params.tau_res), params.thresholds.compiled(),
+        kernel, stepping.Paths(fft_min, defer_max, fast_forward), deferred.deferral(n, deferred_capacity(n, defer_max)),
+        work, records, snapshots, sched.n_steps, rng,
     )  # fmt: skip
-    if status != stepping.STATUS_OK:
+    if outcome.status != stepping.STATUS_OK:
         raise NumericalInstabilityError("the stress or the plastic strain became non-finite (NaN or inf)")
 
     time = sched.record_steps * dt
-    if creep:
-        strain = rec_gpl
-        with np.errstate(invalid="ignore", divide="ignore"):
-            rate = np.concatenate([[np.nan], np.diff(rec_gpl) / np.diff(time)])
-        scalars = {"stuck": arrest_step >= 0, "arrest_time": arrest_step * dt if arrest_step >= 0 else np.nan}
-    else:
-        strain = protocol.shear_rate * time
-        rate = np.full(n_rec, protocol.shear_rate)
-        scalars = {"peak_stress": peak, "strain_at_peak": protocol.shear_rate * peak_step * dt}
     values = {
-        "time": time, "strain": strain, "stress": rec_stress, "strain_rate": rate, "plastic_strain": rec_gpl,
-        "plastic_fraction": rec_np / n, **scalars,
+        "time": time, "stress": records.stress, "plastic_strain": records.plastic_strain,
+        "plastic_fraction": records.n_plastic / n, **protocol.clock_values(time, records.plastic_strain, outcome, dt),
     }  # fmt: skip
     values[protocol.record_dim] = sched.record_clock
 
@@ -172,10 +148,11 @@ def simulate(
 
     coords = declare((protocol.record_dim, *protocol.record_coords))
     data = declare((*protocol.series, *protocol.scalars))
+    n_snap = sched.snapshot_steps.size
     if n_snap:  # no snapshot variables at all when none were asked for
         values.update({protocol.snapshot_dim: sched.snapshot_clock, "y": np.arange(L), "x": np.arange(L)})
         coords.update(declare((protocol.snapshot_dim, "y", "x")))
-        fields = {"local_stress": snap_stress, "threshold": snap_thr, "plastic": snap_plastic}
+        fields = {"local_stress": snapshots.stress, "threshold": snapshots.threshold, "plastic": snapshots.plastic}
         values.update({k: v.reshape(n_snap, L, L) for k, v in fields.items()})
         data.update(declare(fields))
     ds = xr.Dataset(
@@ -184,17 +161,12 @@ def simulate(
         attrs={
             **params.to_attrs(),
             **protocol.to_attrs(),
-            "shear_modulus": mu,
+            "shear_modulus": initial_state.shear_modulus,
             "initial_state": initial_state.name,
             **_seed_attrs(seed),
             "redistribution": redistribution,
             "fast_forward": int(fast_forward),
-            "steps_sparse": int(counters[stepping.STEPS_SPARSE]),
-            "steps_deferred": int(counters[stepping.STEPS_DEFERRED]),
-            "deferred_flushes": int(counters[stepping.FLUSHES]),
-            "steps_fft": int(counters[stepping.STEPS_FFT]),
-            "steps_fast_forward": int(counters[stepping.STEPS_FAST_FORWARD]),
-            "steps_elastic": int(counters[stepping.STEPS_ELASTIC]),
+            **{name: int(work.counts[0][name]) for name in stepping.COUNTS.names},
             "epmsweep_version": __version__,
             "result_format": RESULT_FORMAT_VERSION,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -4,53 +4,128 @@ State representation: the local stress is sigma_i = Sigma + s_i, with Sigma the 
 (a scalar) and s the zero-mean fluctuation field (flat, length N = L * L). A purely elastic step
 under imposed rate then only changes the scalar Sigma, which makes the exact fast-forward over
 elastic stretches possible: the same floating-point operations as plain stepping, per step O(1).
+
+``run`` takes its state as named tuples, each built by one function: the ``Lattice`` (``lattice``),
+the protocol's ``Drive`` (``protocols``), the ``Rates`` (``rates``), the ``ThresholdLaw``
+(``thresholds``), the ``Kernel`` (``redistribution.compiled_kernel``), the ``Paths`` of the
+redistribution (``paths``), the ``Deferral`` (``deferred.deferral``), the ``Work`` arrays
+(``work``) and the ``Records`` and ``Snapshots`` (``recorders``). Each step runs the phases
+record, flush, fast-forward, plastic step, switching.
 """
 
 import math
+from typing import NamedTuple
 
 import numpy as np
-from numba import int64, uint64
+from numba import uint64
 
-from .deferred import admit_bounded, flush, pending_slack, step_increments, tolerance, track_uncertain
+from . import deferred
+from .deferred import IDLE
 from .jit import inline, jit
-from .redistribution import fft_workspace, redistribute_fft, redistribute_sparse
+from .protocols import Outcome, Schedule
+from .redistribution import FftWork, fft_workspace, redistribute_fft, redistribute_sparse
 from .thresholds import quantile
 
-# Indices into the integer counters returned by ``run``.
-STEPS_SPARSE, STEPS_DEFERRED, STEPS_FFT, STEPS_FAST_FORWARD, STEPS_ELASTIC, FLUSHES = range(6)
 STATUS_OK, STATUS_NONFINITE = 0, 1
 
 DEFER_MIN = 8
 """A deferred stretch begins with at least this many plastic sites (fewer kernels cost less than
 its bookkeeping, ``benchmarks/crossover.py``); it goes on until none or ``defer_max`` are."""
 
-FLUSH_WORK = 4.0
-"""A deferred stretch ends when its tracked-site updates (tracked x plastic per step, summed) exceed
-this many times the cost of an eager real-space step (plastic x N): the flush costs about two."""
+COUNTS = np.dtype([
+    ("steps_sparse", np.int64), ("steps_deferred", np.int64), ("deferred_flushes", np.int64),
+    ("steps_fft", np.int64), ("steps_fast_forward", np.int64), ("steps_elastic", np.int64),
+])  # fmt: skip
+"""How many steps took each path (plastic: kernels added, deferred, FFT; elastic: jumped over or
+stepped) and how many deferred stretches were flushed."""
 
 
-def workspace(L: int) -> tuple:
-    """Work arrays of ``run``: plastic list, increments, their slots, the FFT path's dense
-    increments and ``redistribution.fft_workspace``, clocks, newly plastic sites, crossing
-    candidates, counters (zeros)."""
+class Lattice(NamedTuple):
+    """The site state, flat (N,), changed in place."""
+
+    s: np.ndarray  # float64: stress fluctuation (zero mean); local stress is Sigma + s
+    threshold: np.ndarray  # float64: renewed on plastic -> elastic switches
+    plastic: np.ndarray  # uint8: n_i (0 elastic, 1 plastic)
+    clock: np.ndarray  # int64: steps to each site's next switch (``_clock``)
+
+
+class Rates(NamedTuple):
+    """Per-step rates: dt / tau (plastic increments), dt / tau_pl (activation), dt / tau_res (relaxation)."""
+
+    plastic: float
+    activation: float
+    relaxation: float
+
+
+class Paths(NamedTuple):
+    """Which redistribution a plastic step takes."""
+
+    fft_min: int  # FFTs when at least this many sites are plastic
+    defer_max: int  # deferral (``deferred``) from DEFER_MIN up to below this many plastic sites
+    fast_forward: bool  # jump over purely elastic steps under imposed rate (bit-identical)
+
+
+class Work(NamedTuple):
+    """Work arrays of the loop (allocated by the caller: each NumPy constructor in compiled code
+    lengthens the cold compile)."""
+
+    plastic_sites: np.ndarray  # (N,) int64: the plastic sites, listed
+    increments: np.ndarray  # (N,) float64: their plastic increments of the step
+    dense_increments: np.ndarray  # (L, L) float64: the increments of every site, for FFTs
+    fft: FftWork
+    activated: np.ndarray  # (N,) int64: sites becoming plastic in a switching pass
+    candidates: np.ndarray  # (N,) int64: sites that may cross first in a fast-forward
+    counts: np.ndarray  # (1,) COUNTS
+
+
+class Records(NamedTuple):
+    """Scalar records at ``steps``: Sigma, mean plastic strain, number of plastic sites."""
+
+    steps: np.ndarray  # (n_records,) int64, increasing
+    stress: np.ndarray  # (n_records,) float64
+    plastic_strain: np.ndarray  # (n_records,) float64
+    n_plastic: np.ndarray  # (n_records,) float64
+
+
+class Snapshots(NamedTuple):
+    """Field snapshots at ``steps``: local stress, threshold, plastic state."""
+
+    steps: np.ndarray  # (n_snapshots,) int64, increasing
+    stress: np.ndarray  # (n_snapshots, N) float64
+    threshold: np.ndarray  # (n_snapshots, N) float64
+    plastic: np.ndarray  # (n_snapshots, N) uint8
+
+
+def lattice(s: np.ndarray, threshold: np.ndarray) -> Lattice:
+    """The ``Lattice`` of fluctuations s and thresholds (flat, copied), every site elastic."""
+    n = s.size
+    return Lattice(s.copy(), threshold.copy(), np.zeros(n, np.uint8), np.empty(n, np.int64))
+
+
+def rates(dt: float, tau: float, tau_pl: float, tau_res: float) -> Rates:
+    """The ``Rates`` of time step dt."""
+    return Rates(dt / tau, dt / tau_pl, dt / tau_res)
+
+
+def work(L: int) -> Work:
+    """The ``Work`` of an L x L lattice (counts zero)."""
     n = L * L
-    return (
-        np.empty(n, np.int64), np.empty(n), np.empty(n, np.int64), np.empty((L, L)), *fft_workspace(L),
-        np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.int64), np.zeros(6, np.int64),
-    )  # fmt: skip
+    return Work(np.empty(n, np.int64), np.empty(n), np.empty((L, L)), fft_workspace(L),
+                np.empty(n, np.int64), np.empty(n, np.int64), np.zeros(1, COUNTS))  # fmt: skip
 
 
-@inline
-def _store_fields(sigma_ext, s, thr, plastic, out_stress, out_thr, out_plastic):
-    for i in range(s.size):
-        out_stress[i] = sigma_ext + s[i]
-        out_thr[i] = thr[i]
-        out_plastic[i] = plastic[i]
+def recorders(schedule: Schedule, n: int) -> tuple[Records, Snapshots]:
+    """Empty ``Records`` and ``Snapshots`` for a schedule and N sites."""
+    n_rec, n_snap = schedule.record_steps.size, schedule.snapshot_steps.size
+    records = Records(schedule.record_steps, np.empty(n_rec), np.empty(n_rec), np.empty(n_rec))
+    snapshots = Snapshots(schedule.snapshot_steps, np.empty((n_snap, n)), np.empty((n_snap, n)),
+                          np.empty((n_snap, n), np.uint8))  # fmt: skip
+    return records, snapshots
 
 
 @jit
-def _list_plastic(plastic, plist):
-    """Write the plastic sites' indices into ``plist``; returns their number.
+def _list_plastic(plastic, plastic_sites):
+    """Write the plastic sites' indices into ``plastic_sites``; returns their number.
 
     (A count returned by a function is a plain integer to Numba: callees taking it are compiled
     once, not also for the literal 0 of an inline initialisation.)
@@ -58,7 +133,7 @@ def _list_plastic(plastic, plist):
     n_plastic = 0
     for i in range(plastic.size):
         if plastic[i]:
-            plist[n_plastic] = i
+            plastic_sites[n_plastic] = i
             n_plastic += 1
     return n_plastic
 
@@ -79,23 +154,6 @@ def _any_above(s, thr, sigma_ext):
     return False
 
 
-@inline
-def _crossing_candidates(s, thr, sigma_ext, out):
-    """Write into ``out`` the sites whose gap thr - sigma is within round-off of the smallest:
-    the only ones that can cross first while the whole field is shifted up uniformly; returns
-    their number."""
-    gmin = math.inf
-    for i in range(uint64(s.size)):
-        gmin = min(gmin, thr[i] - (sigma_ext + s[i]))
-    tol = tolerance(s, thr, sigma_ext)
-    n = 0
-    for i in range(uint64(s.size)):
-        if thr[i] - (sigma_ext + s[i]) <= gmin + tol:
-            out[n] = i
-            n += 1
-    return n
-
-
 MAX_CLOCK = 2**62
 
 
@@ -108,26 +166,150 @@ def _clock(rng, dt_over_tau):
     return int(min(k, MAX_CLOCK)) + 1
 
 
+# --- record phase -------------------------------------------------------------------------------
+
+
+@inline
+def _record(records, next_record, step, sigma_ext, gpl, strain_norm, n_plastic, s, status):
+    """Store the records due at ``step`` (the plastic strain is the summed increments ``gpl`` x
+    ``strain_norm``); returns the next record's index and the status (a non-finite value recorded
+    ends the run)."""
+    while next_record < records.steps.size and records.steps[next_record] == step:
+        records.stress[next_record] = sigma_ext
+        records.plastic_strain[next_record] = gpl * strain_norm
+        records.n_plastic[next_record] = n_plastic
+        next_record += 1
+        if not (math.isfinite(sigma_ext) and math.isfinite(gpl) and math.isfinite(_sum(s))):
+            status = STATUS_NONFINITE
+    return next_record, status
+
+
+@inline
+def _snapshot(snapshots, next_snapshot, step, sigma_ext, lat):
+    """Store the snapshots due at ``step``; returns the next snapshot's index."""
+    while next_snapshot < snapshots.steps.size and snapshots.steps[next_snapshot] == step:
+        out_stress, out_thr, out_plastic = (snapshots.stress[next_snapshot], snapshots.threshold[next_snapshot],
+                                            snapshots.plastic[next_snapshot])  # fmt: skip
+        for i in range(lat.s.size):
+            out_stress[i] = sigma_ext + lat.s[i]
+            out_thr[i] = lat.threshold[i]
+            out_plastic[i] = lat.plastic[i]
+        next_snapshot += 1
+    return next_snapshot
+
+
+# --- fast-forward phase -------------------------------------------------------------------------
+
+
+@inline
+def _crossing_candidates(s, thr, sigma_ext, out):
+    """Write into ``out`` the sites whose gap thr - sigma is within round-off of the smallest:
+    the only ones that can cross first while the whole field is shifted up uniformly; returns
+    their number."""
+    gmin = math.inf
+    for i in range(uint64(s.size)):
+        gmin = min(gmin, thr[i] - (sigma_ext + s[i]))
+    tol = deferred.tolerance(s, thr, sigma_ext)
+    n = 0
+    for i in range(uint64(s.size)):
+        if thr[i] - (sigma_ext + s[i]) <= gmin + tol:
+            out[n] = i
+            n += 1
+    return n
+
+
+@inline
+def _fast_forward(lat, sigma_ext, load, step, stop, candidates, counts):
+    """Advance Sigma by ``load`` per step, up to ``stop``, while the next elastic step would
+    activate nobody; returns the step reached and Sigma."""
+    s, thr = lat.s, lat.threshold
+    n_cand = _crossing_candidates(s, thr, sigma_ext, candidates)
+    while step < stop:
+        nxt = sigma_ext + load
+        crossed = False
+        for k in range(n_cand):
+            if nxt + s[candidates[k]] > thr[candidates[k]]:
+                crossed = True
+                break
+        if crossed:
+            break
+        sigma_ext = nxt
+        step += 1
+        counts.steps_fast_forward += 1
+    return step, sigma_ext
+
+
+# --- plastic step phase -------------------------------------------------------------------------
+
+
+@inline
+def _fft_increments(lat, sigma_ext, dt_tau, kernel, wk):
+    """Dense increments, added with one FFT pair; returns their sum."""
+    L = kernel.L
+    dense = wk.dense_increments
+    for iy in range(L):
+        for ix in range(L):
+            i = iy * L + ix
+            dense[iy, ix] = (sigma_ext + lat.s[i]) * dt_tau if lat.plastic[i] else 0.0
+    return redistribute_fft(lat.s, dense, kernel.spectrum, wk.fft.spectrum, wk.fft.field, wk.fft.axes)
+
+
+@inline
+def _sparse_increments(lat, sigma_ext, dt_tau, kernel, wk, n_plastic):
+    """Increments of the listed plastic sites, one kernel each; returns their sum."""
+    sum_d = 0.0
+    for k in range(n_plastic):
+        inc = (sigma_ext + lat.s[uint64(wk.plastic_sites[k])]) * dt_tau
+        wk.increments[k] = inc
+        sum_d += inc
+    redistribute_sparse(lat.s, wk.plastic_sites, wk.increments, n_plastic, kernel.tiled, kernel.L)
+    return sum_d
+
+
+@inline
+def _plastic_step(lat, sigma_ext, n_plastic, drive, dt_tau, kernel, pth, dfr, stretch, wk):
+    """One explicit Euler step with plastic sites: their increments by the path of ``pth`` (a
+    deferred stretch begins here if they fit), then the drive; returns Sigma, the summed
+    increments and the stretch."""
+    counts = wk.counts[0]
+    if not stretch.active and DEFER_MIN <= n_plastic < pth.defer_max:
+        stretch = deferred.begin(lat.s, lat.threshold, sigma_ext, dfr, wk.plastic_sites, n_plastic, kernel)
+    if n_plastic >= pth.fft_min:
+        sum_d = _fft_increments(lat, sigma_ext, dt_tau, kernel, wk)
+        counts.steps_fft += 1
+    elif stretch.active:
+        sum_d, stretch = deferred.deferred_step(lat.s, dfr, stretch, wk.plastic_sites, n_plastic, wk.increments,
+                                                sigma_ext, dt_tau)  # fmt: skip
+        counts.steps_deferred += 1
+    else:
+        sum_d = _sparse_increments(lat, sigma_ext, dt_tau, kernel, wk, n_plastic)
+        counts.steps_sparse += 1
+    if not drive.stress_fixed:
+        sigma_ext = sigma_ext + (drive.load - sum_d * (1.0 / lat.s.size))
+    return sigma_ext, sum_d, stretch
+
+
+# --- switching phase ----------------------------------------------------------------------------
+
 SWITCH_BLOCK = 64
 """Sites per block of the switching pass: clocks tick branch-free (vectorised) within a block,
 and only a block holding an event is scanned site by site."""
 
 
 @inline
-def _switch(
-    s, thr, plastic, clock, plist, n_plastic, newly, sigma_ext, dt_pl, dt_res, dist_kind, dist_params, dist_table, rng
-):  # fmt: skip
-    """One switching phase; returns the new number of plastic sites (listed in ``plist``).
+def _switch(lat, sigma_ext, n_plastic, rts, law, wk, rng):
+    """One switching phase; returns the new number of plastic sites (listed in ``wk.plastic_sites``).
 
     Rather than one Bernoulli draw per site and step, each site carries a clock: the number of
     trials until its next switch, drawn from the geometric law of the per-step probability
     1 - exp(-dt / tau_x) (``_clock``). An elastic site's clock counts the steps it still has to
-    spend above threshold before it activates (``dt_pl`` = dt / tau_pl); a plastic site's, the
-    steps before it relaxes (``dt_res`` = dt / tau_res) and draws a new threshold. The
-    per-step trials being independent, the switching times have exactly the law of step-by-step
-    draws, at a few draws per event. A site that switches in this phase does not switch back
-    in it.
+    spend above threshold before it activates (dt / tau_pl); a plastic site's, the steps before
+    it relaxes (dt / tau_res) and draws a new threshold. The per-step trials being independent,
+    the switching times have exactly the law of step-by-step draws, at a few draws per event. A
+    site that switches in this phase does not switch back in it.
     """
+    s, thr, plastic, clock = lat.s, lat.threshold, lat.plastic, lat.clock
+    plist, activated = wk.plastic_sites, wk.activated
     n = uint64(s.size)
     n_relaxed, n_new = 0, 0
     for start in range(uint64(0), n, uint64(SWITCH_BLOCK)):
@@ -143,13 +325,13 @@ def _switch(
                 continue
             if plastic[i]:
                 plastic[i] = 0
-                thr[i] = quantile(rng.random(), dist_kind, dist_params, dist_table)
-                clock[i] = _clock(rng, dt_pl)
+                thr[i] = quantile(rng.random(), law)
+                clock[i] = _clock(rng, rts.activation)
                 n_relaxed += 1
             else:
-                newly[n_new] = i
+                activated[n_new] = i
                 n_new += 1
-                clock[i] = _clock(rng, dt_res)
+                clock[i] = _clock(rng, rts.relaxation)
     kept = n_plastic
     if n_relaxed:
         kept = 0
@@ -158,201 +340,87 @@ def _switch(
                 plist[kept] = plist[k]
                 kept += 1
     for k in range(n_new):
-        plastic[newly[k]] = 1
-        plist[kept + k] = newly[k]
+        plastic[activated[k]] = 1
+        plist[kept + k] = activated[k]
     return kept + n_new
 
 
+# --- the loop -----------------------------------------------------------------------------------
+
+
 @jit
-def run(
-    s, thr, plastic, sigma_ext, load, creep, dt_tau, dt_pl, dt_res, mu,
-    g_ext, g_pos_ext, g_neg_max, offset, g_hat, fft_min, defer_max, ws, work, fast_forward,
-    dist_kind, dist_params, dist_table, rng,
-    n_steps, rec_steps, snap_steps,
-    rec_stress, rec_gpl, rec_nplastic, snap_stress, snap_thr, snap_plastic,
-):  # fmt: skip
-    """Integrate the model for ``n_steps`` steps of dt, in place.
+def run(lat, drive, rts, law, kernel, pth, dfr, wk, records, snapshots, n_steps, rng):
+    """Integrate the model for ``n_steps`` steps of dt, in place (``lat``, ``dfr``, ``wk``,
+    ``records``, ``snapshots``), from Sigma = ``drive.start_stress`` with every clock drawn anew.
 
-    Parameters
-    ----------
-    s : (N,) float64
-        Stress fluctuation field (zero mean); local stress is ``sigma_ext + s``.
-    thr : (N,) float64
-        Local thresholds; renewed on plastic -> elastic switches.
-    plastic : (N,) uint8
-        n_i (0 elastic, 1 plastic).
-    sigma_ext : float
-        External stress Sigma at t = 0.
-    load : float
-        mu * gdot * dt added to Sigma each step under imposed rate (unused under creep).
-    creep : bool
-        Imposed stress: Sigma stays fixed; an absorbing state ends the run.
-    dt_tau, dt_pl, dt_res, mu : float
-        dt / tau, dt / tau_pl, dt / tau_res, the shear modulus.
-    g_ext, g_pos_ext : (4 N,) float64
-        Real-space propagator and its positive part, tiled 2 x 2 and flattened
-        (``redistribution.tiled_kernel``).
-    g_neg_max : float
-        Largest -G_ij between distinct sites.
-    offset : (N,) int64
-        ``deferred.tiled_offsets``: where each site's kernel values lie in ``g_ext``.
-    g_hat : (L, L // 2 + 1) complex128
-        ``rfft2`` of the real-space propagator.
-    fft_min : int
-        Redistribute with FFTs when at least this many sites are plastic.
-    defer_max : int
-        Defer the real-space redistribution (``deferred``) when fewer sites are plastic.
-    ws : tuple
-        ``deferred.workspace``.
-    work : tuple
-        ``workspace(L)``: the loop's other work arrays (allocated by the caller: each NumPy
-        constructor in compiled code lengthens the cold compile).
-    fast_forward : bool
-        Jump over purely elastic steps under imposed rate (bit-identical to stepping).
-    dist_kind, dist_params, dist_table :
-        Threshold law, see ``thresholds.quantile``.
-    rng : numpy.random.Generator
-        The run's only source of randomness.
-    n_steps : int
-    rec_steps, snap_steps : sorted int64 arrays
-        Steps at which to record scalars / store fields.
-    rec_stress, rec_gpl, rec_nplastic : float64 arrays like rec_steps
-        Outputs: Sigma, mean plastic strain, number of plastic sites.
-    snap_stress, snap_thr : (n_snap, N) float64; snap_plastic : (n_snap, N) uint8
-        Outputs: field snapshots.
-
-    Returns
-    -------
-    status, arrest_step, peak_stress, peak_step, counters (int64[6])
-        ``arrest_step`` is -1 unless the creep run got stuck.
+    ``lat``: ``Lattice``; ``drive``: ``protocols.Drive``; ``rts``: ``Rates``; ``law``:
+    ``thresholds.ThresholdLaw``; ``kernel``: ``redistribution.Kernel``; ``pth``: ``Paths``;
+    ``dfr``: ``deferred.Deferral``; ``wk``: ``Work`` (its ``counts`` filled); ``records``,
+    ``snapshots``: ``Records``, ``Snapshots`` (filled); ``rng``: ``numpy.random.Generator``, the
+    run's only source of randomness. Returns a ``protocols.Outcome``.
     """
-    n = s.size
-    L = g_hat.shape[0]
-    inv_n = 1.0 / n
-    gpl_norm = 1.0 / (n * mu)
-    plist, dbuf, pcol, d2, spectrum, ds, axes, clock, newly, cand, counters = work
-    n_plastic = _list_plastic(plastic, plist)
-    for i in range(n):
-        clock[i] = _clock(rng, dt_res if plastic[i] else dt_pl)
-    gpl = 0.0
-    peak, peak_step = sigma_ext, 0
-    arrest_step = -1
-    status = STATUS_OK
-    ri, si = 0, 0
-    n_rec, n_snap = rec_steps.size, snap_steps.size
-    # deferred stretch: in progress, tracked and pending counts, tolerance, slack, work since the
-    # last flush, whether new plastic sites did not fit
-    deferring, n_t, n_p, tol, d_max, margin, work, flush_work, full = (
-        False, int64(0), int64(0), 0.0, 0.0, 0.0, 0, 0, False
-    )  # fmt: skip
-    step = 0
+    s, thr = lat.s, lat.threshold
+    counts = wk.counts[0]
+    strain_norm = 1.0 / (s.size * drive.shear_modulus)
+    n_plastic = _list_plastic(lat.plastic, wk.plastic_sites)
+    for i in range(s.size):
+        lat.clock[i] = _clock(rng, rts.relaxation if lat.plastic[i] else rts.activation)
+    sigma_ext, gpl, step = drive.start_stress, 0.0, 0
+    peak, peak_step, arrest_step, status = drive.start_stress, 0, -1, STATUS_OK
+    next_record, next_snapshot = 0, 0
+    stretch = IDLE
     while True:
-        # bookkeeping for the state reached at `step`
+        # record the state reached at `step`; a deferred stretch flushes first where exact stresses are due
         if sigma_ext > peak:
             peak, peak_step = sigma_ext, step
-        while ri < n_rec and rec_steps[ri] == step:
-            rec_stress[ri] = sigma_ext
-            rec_gpl[ri] = gpl * gpl_norm
-            rec_nplastic[ri] = n_plastic
-            ri += 1
-            if not (math.isfinite(sigma_ext) and math.isfinite(gpl) and math.isfinite(_sum(s))):
-                status = STATUS_NONFINITE
-        snapshot = si < n_snap and snap_steps[si] == step
-        ends = snapshot or full or step >= n_steps or status != STATUS_OK or not 0 < n_plastic < defer_max
-        if deferring and (ends or work > flush_work):  # the one flush: exact stresses everywhere
-            n_t, n_p, tol = flush(s, thr, sigma_ext, ws, n_t, n_p, plastic, plist, n_plastic, newly, dbuf,
-                                  not ends, g_ext, g_pos_ext, offset, L)  # fmt: skip
-            deferring, work, flush_work, full = n_t >= 0, 0, FLUSH_WORK * n_plastic * n, False
-            counters[FLUSHES] += 1
-        while si < n_snap and snap_steps[si] == step:
-            _store_fields(sigma_ext, s, thr, plastic, snap_stress[si], snap_thr[si], snap_plastic[si])
-            si += 1
+        next_record, status = _record(records, next_record, step, sigma_ext, gpl, strain_norm, n_plastic, s, status)
+        snapshot = next_snapshot < snapshots.steps.size and snapshots.steps[next_snapshot] == step
+        ends = (snapshot or stretch.overflow or step >= n_steps or status != STATUS_OK
+                or not 0 < n_plastic < pth.defer_max)  # fmt: skip
+        if stretch.active and (ends or stretch.work > stretch.work_limit):
+            stretch = deferred.flush(s, thr, sigma_ext, dfr, stretch, lat.plastic, wk.plastic_sites, n_plastic,
+                                     not ends, kernel)  # fmt: skip
+            counts.deferred_flushes += 1
+        next_snapshot = _snapshot(snapshots, next_snapshot, step, sigma_ext, lat)
         if step >= n_steps or status != STATUS_OK:
             break
 
         if n_plastic == 0:
-            if creep:
+            if drive.stress_fixed:
                 if not _any_above(s, thr, sigma_ext):
                     arrest_step = step
                     break
-            elif fast_forward:
-                n_cand = _crossing_candidates(s, thr, sigma_ext, cand)
-                # advance while the next elastic step would activate nobody
-                nxt_rec = rec_steps[ri] if ri < n_rec else n_steps
-                nxt_snap = snap_steps[si] if si < n_snap else n_steps
-                stop = min(nxt_rec, nxt_snap, n_steps)
-                while step < stop:
-                    nxt = sigma_ext + load
-                    crossed = False
-                    for k in range(n_cand):
-                        if nxt + s[cand[k]] > thr[cand[k]]:
-                            crossed = True
-                            break
-                    if crossed:
-                        break
-                    sigma_ext = nxt
-                    step += 1
-                    counters[STEPS_FAST_FORWARD] += 1
+            elif pth.fast_forward:
+                stop = min(records.steps[next_record] if next_record < records.steps.size else n_steps,
+                           snapshots.steps[next_snapshot] if next_snapshot < snapshots.steps.size else n_steps,
+                           n_steps)  # fmt: skip
+                step, sigma_ext = _fast_forward(lat, sigma_ext, drive.load, step, stop, wk.candidates, counts)
                 if step == stop:
                     continue  # record / snapshot / end at this step, then go on
 
-        # one explicit Euler step: plastic increments, redistribution, drive
         step += 1
         if n_plastic > 0:
-            if not deferring and DEFER_MIN <= n_plastic < defer_max:  # a deferred stretch begins, if its sites fit
-                n_t, n_p = admit_bounded(s, ws, int64(0), int64(0), plist, n_plastic, newly, dbuf,
-                                         g_ext, g_pos_ext, offset, L)  # fmt: skip
-                if n_t >= 0:
-                    deferring, tol, work, flush_work = True, tolerance(s, thr, sigma_ext), 0, FLUSH_WORK * n_plastic * n
-            if n_plastic >= fft_min:
-                for iy in range(L):
-                    for ix in range(L):
-                        i = iy * L + ix
-                        d2[iy, ix] = (sigma_ext + s[i]) * dt_tau if plastic[i] else 0.0
-                sum_d = redistribute_fft(s, d2, g_hat, spectrum, ds, axes)
-                counters[STEPS_FFT] += 1
-            elif deferring:
-                sum_d = step_increments(s, ws, n_t, plist, n_plastic, dbuf, pcol, sigma_ext, dt_tau)
-                d_max, margin = pending_slack(ws, n_p, g_neg_max, tol)
-                work += n_t * n_plastic
-                counters[STEPS_DEFERRED] += 1
-            else:
-                sum_d = 0.0
-                for k in range(n_plastic):
-                    d = (sigma_ext + s[uint64(plist[k])]) * dt_tau
-                    dbuf[k] = d
-                    sum_d += d
-                redistribute_sparse(s, plist, dbuf, n_plastic, g_ext, L)
-                counters[STEPS_SPARSE] += 1
+            sigma_ext, sum_d, stretch = _plastic_step(lat, sigma_ext, n_plastic, drive, rts.plastic, kernel, pth,
+                                                      dfr, stretch, wk)  # fmt: skip
             gpl += sum_d
-            if not creep:
-                sigma_ext = sigma_ext + (load - sum_d * inv_n)
         else:
-            counters[STEPS_ELASTIC] += 1
-            if not creep:
-                sigma_ext = sigma_ext + load
+            counts.steps_elastic += 1
+            if not drive.stress_fixed:
+                sigma_ext = sigma_ext + drive.load
 
         # switching with the updated stresses (exact at every site that may be above threshold)
-        if deferring:
-            n_t = track_uncertain(s, thr, ws, n_t, n_p, sigma_ext, d_max, margin, g_ext, offset, L)
-        n_plastic = _switch(
-            s, thr, plastic, clock, plist, n_plastic, newly, sigma_ext, dt_pl, dt_res,
-            dist_kind, dist_params, dist_table, rng,
-        )  # fmt: skip
-        if deferring:  # the new plastic sites become pending (if they do not fit: flush next step)
-            n_t_new, n_p_new = admit_bounded(s, ws, n_t, n_p, plist, n_plastic, newly, dbuf,
-                                             g_ext, g_pos_ext, offset, L)  # fmt: skip
-            full = n_t_new < 0
-            if not full:
-                n_t, n_p = n_t_new, n_p_new
+        if stretch.active:
+            stretch = deferred.track_after_step(s, thr, dfr, stretch, sigma_ext, kernel)
+        n_plastic = _switch(lat, sigma_ext, n_plastic, rts, law, wk, rng)
+        if stretch.active:  # the new plastic sites become pending (if they do not fit: flush next step)
+            stretch = deferred.admit_new(s, dfr, stretch, wk.plastic_sites, n_plastic, kernel)
 
     # an absorbing state is frozen: the remaining records and snapshots are known exactly
-    while ri < n_rec:
-        rec_stress[ri] = sigma_ext
-        rec_gpl[ri] = gpl * gpl_norm
-        rec_nplastic[ri] = n_plastic
-        ri += 1
-    while si < n_snap:
-        _store_fields(sigma_ext, s, thr, plastic, snap_stress[si], snap_thr[si], snap_plastic[si])
-        si += 1
-    return status, arrest_step, peak, peak_step, counters
+    while next_record < records.steps.size:
+        records.stress[next_record] = sigma_ext
+        records.plastic_strain[next_record] = gpl * strain_norm
+        records.n_plastic[next_record] = n_plastic
+        next_record += 1
+    while next_snapshot < snapshots.steps.size:
+        next_snapshot = _snapshot(snapshots, next_snapshot, snapshots.steps[next_snapshot], sigma_ext, lat)
+    return Outcome(status, arrest_step, peak, peak_step)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -14,10 +15,19 @@ from .jit import jit
 WEIBULL, TABULATED = 0, 1
 
 
+class ThresholdLaw(NamedTuple):
+    """A threshold law in the form the compiled sampler reads (``ThresholdDistribution.compiled``)."""
+
+    kind: int  # WEIBULL or TABULATED
+    params: np.ndarray  # (3,) float64: Weibull shape, scale, shift
+    table: np.ndarray  # (M + 1,) float64: quantile function at u = 0, 1/M, ..., 1 (TABULATED)
+
+
 @jit
-def quantile(u, kind, params, table):
-    """Inverse CDF at u in [0, 1): shifted Weibull (kind 0) or tabulated, linearly interpolated (kind 1)."""
-    if kind == WEIBULL:
+def quantile(u, law):
+    """Inverse CDF at u in [0, 1): shifted Weibull or tabulated, linearly interpolated."""
+    params, table = law.params, law.table
+    if law.kind == WEIBULL:
         return params[2] + params[1] * (-math.log1p(-u)) ** (1.0 / params[0])
     m = table.shape[0] - 1
     x = u * m
@@ -28,10 +38,10 @@ def quantile(u, kind, params, table):
 
 
 @jit
-def _quantiles(u, out, kind, params, table):
+def _quantiles(u, out, law):
     """out[i] = quantile(u[i]) for flat arrays."""
     for i in range(u.size):
-        out[i] = quantile(u[i], kind, params, table)
+        out[i] = quantile(u[i], law)
 
 
 @dataclass(frozen=True)
@@ -81,16 +91,16 @@ class ThresholdDistribution:
     def kind(self) -> int:
         return TABULATED if self.quantiles else WEIBULL
 
-    def compiled(self) -> tuple[int, np.ndarray, np.ndarray]:
-        """Arguments for the compiled sampler: (kind, [shape, scale, shift], quantile table)."""
+    def compiled(self) -> ThresholdLaw:
+        """The law for the compiled sampler."""
         table = np.asarray(self.quantiles if self.quantiles else (0.0,), dtype=np.float64)
-        return self.kind, np.array([self.shape, self.scale, self.shift], dtype=np.float64), table
+        return ThresholdLaw(self.kind, np.array([self.shape, self.scale, self.shift], dtype=np.float64), table)
 
     def sample(self, rng: np.random.Generator, size) -> np.ndarray:
         """Draw thresholds by inverse transform of ``rng.random(size)`` (same rule as the engine)."""
         u = rng.random(size)
         out = np.empty_like(u)
-        _quantiles(u.reshape(-1), out.reshape(-1), *self.compiled())
+        _quantiles(u.reshape(-1), out.reshape(-1), self.compiled())
         return out
 
     def mean(self) -> float:
