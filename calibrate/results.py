@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,15 +13,12 @@ from epmsweep.engine.units import STRESS
 from epmsweep.engine.variables import PARAMETER_UNITS
 from optuna.trial import TrialState
 
-from .spec import CalibrationSpec, Parameter
+from .spec import CalibrationSpec
 
 UNCERTAINTY_METHOD = (
-    "curvature: quadratic fit of the objective over the best evaluated candidates (in the sampler's "
-    "coordinates, log10 for log-scale parameters), one sigma = where the objective rises by 1 "
-    "(a chi-square with unit weights)"
+    "spread of the elite: standard deviation (ddof = 1) of each parameter over the `population` evaluated "
+    "candidates of lowest objective (the width of the region the optimiser found good, not a confidence interval)"
 )
-
-MIN_FIT_FACTOR = 2  # the quadratic is fitted to this many times as many candidates as it has coefficients
 
 
 def parameter_units(name: str) -> str:
@@ -98,53 +94,21 @@ def history(spec: CalibrationSpec, study: optuna.Study) -> xr.Dataset:
         return ds
     ds.attrs.update(best_candidate=int(ds.candidate[best]), best_objective=float(objective[best]))
     ds["best"] = ("parameter", value[best], {"long_name": "best parameter value"})
-    err = curvature_errors(spec.parameters, value, objective, best)
+    err = elite_spread(value, objective, spec.optimizer.population)
     ds["best_err"] = ("parameter", err, {"long_name": "one-sigma uncertainty", "method": UNCERTAINTY_METHOD})
     return ds
 
 
-def _unit(p: Parameter, x: np.ndarray) -> np.ndarray:
-    """Parameter values mapped to [0, 1] over the bounds (log10 where ``log``)."""
-    if p.log:
-        return (np.log10(x) - math.log10(p.low)) / (math.log10(p.high) - math.log10(p.low))
-    return (x - p.low) / (p.high - p.low)
+def elite_spread(value: np.ndarray, objective: np.ndarray, size: int) -> np.ndarray:
+    """Standard deviation (ddof = 1) of each parameter over the ``size`` candidates of lowest
+    objective; NaN with fewer than two finished candidates.
 
-
-def curvature_errors(parameters: tuple[Parameter, ...], value: np.ndarray, objective: np.ndarray, best: int):
-    """One-sigma uncertainties from the curvature of the objective around the best candidate.
-
-    A quadratic ``c + g.u + u.H.u / 2`` in the unit coordinates ``u`` of the parameters (log10 for
-    log-scale ones) is fitted by least squares to the ``MIN_FIT_FACTOR`` x (number of
-    coefficients) candidates of lowest objective; the covariance is ``2 H^-1`` (the objective rises
-    by 1 at one sigma), mapped back to parameter units at the best value. NaN for every parameter
-    when there are too few candidates or ``H`` is not positive definite.
-    """
-    n = len(parameters)
-    nan = np.full(n, np.nan)
+    ``value``: (candidate, parameter); ``objective``: (candidate,), NaN for failed candidates."""
     ok = np.flatnonzero(np.isfinite(objective))
-    n_coef = (n + 1) * (n + 2) // 2
-    if ok.size < MIN_FIT_FACTOR * n_coef:
-        return nan
-    pick = ok[np.argsort(objective[ok])[: MIN_FIT_FACTOR * n_coef]]
-    u = np.column_stack([_unit(p, value[pick, i]) for i, p in enumerate(parameters)])
-    u0 = np.array([_unit(p, value[best, i]) for i, p in enumerate(parameters)])
-    d = u - u0
-    pairs = [(i, j) for i in range(n) for j in range(i, n)]
-    design = np.column_stack([np.ones(len(pick)), d, *[d[:, i] * d[:, j] for i, j in pairs]])
-    coef, *_ = np.linalg.lstsq(design, objective[pick], rcond=None)
-    hess = np.zeros((n, n))
-    for (i, j), c in zip(pairs, coef[1 + n :], strict=True):
-        hess[i, j] = hess[j, i] = 2 * c if i == j else c
-    if not np.all(np.linalg.eigvalsh(hess) > 0):
-        return nan
-    sigma_u = np.sqrt(np.diag(2 * np.linalg.inv(hess)))
-    out = []
-    for i, p in enumerate(parameters):
-        if p.log:
-            out.append(value[best, i] * math.log(10) * sigma_u[i] * (math.log10(p.high) - math.log10(p.low)))
-        else:
-            out.append(sigma_u[i] * (p.high - p.low))
-    return np.array(out)
+    elite = ok[np.argsort(objective[ok])[: max(2, size)]]
+    if elite.size < 2:
+        return np.full(value.shape[1], np.nan)
+    return value[elite].std(axis=0, ddof=1)
 
 
 def write_outcome(spec: CalibrationSpec, hist: xr.Dataset, out: Path, *, figures: bool, candidate_path: Callable):

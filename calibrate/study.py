@@ -24,6 +24,7 @@ import contextlib
 import os
 import shutil
 import sys
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -46,6 +47,9 @@ from .objective import objective_terms, weighted_objective
 from .results import Calibration, history, write_outcome
 from .spec import CalibrationSpec, Parameter, parse_calibration
 
+SIGMA0 = 0.25
+"""Initial CMA-ES step, as a fraction of each parameter's range (Optuna maps the bounds to [0, 1])."""
+
 
 def distributions(parameters: tuple[Parameter, ...]) -> dict[str, FloatDistribution]:
     """The search space: one bounded float per parameter, log-uniform where ``log``."""
@@ -64,10 +68,12 @@ def make_sampler(spec: CalibrationSpec) -> optuna.samplers.BaseSampler:
     opt = spec.optimizer
     if opt.sampler == "cmaes":
         x0 = {p.name: p.start for p in spec.parameters}
-        return optuna.samplers.CmaEsSampler(
-            x0=x0, sigma0=0.25, seed=opt.seed, popsize=opt.population, n_startup_trials=0,
-            warn_independent_sampling=False,
-        )  # fmt: skip
+        with warnings.catch_warnings():  # x0 and sigma0: deprecated in Optuna 4.9, kept until 6 (pinned < 6)
+            warnings.simplefilter("ignore", FutureWarning)
+            return optuna.samplers.CmaEsSampler(
+                x0=x0, sigma0=SIGMA0, seed=opt.seed, popsize=opt.population, n_startup_trials=0,
+                warn_independent_sampling=False,
+            )  # fmt: skip
     if opt.sampler == "tpe":
         return optuna.samplers.TPESampler(seed=opt.seed, constant_liar=True)
     if opt.sampler == "grid":

@@ -13,7 +13,7 @@ START = {"tau_res": 2.0, "thresholds.scale": 0.57}  # the paper's values
 RATES = [0.03, 0.1, 0.3]
 CREEP_STRESS = 0.8
 CREEP_TIMES = [20.0, 40.0, 60.0, 80.0, 100.0]
-RATE_RUNS = {"strain_end": 1.5, "n_records": 30}
+RATE_RUNS = {"strain_end": 1.0, "n_records": 20}
 STRESS_RUNS = {"t_end": 100.0, "n_records": 20}
 STATES = {"rejuvenated": {"kind": "rejuvenated", "shear_modulus": 15.0}}
 
@@ -51,7 +51,7 @@ def calibration_dict(references: dict, **optimizer) -> dict:
         "imposed_rate": RATE_RUNS, "imposed_stress": STRESS_RUNS,
         "parameters": {"tau_res": {"bounds": [1.0, 5.0]}, "thresholds.scale": {"bounds": [0.45, 0.75]}},
         "references": references,
-        "optimizer": {"sampler": "cmaes", "evaluations": 31, "population": 6, "seed": 3, **optimizer},
+        "optimizer": {"sampler": "cmaes", "evaluations": 25, "population": 6, "seed": 3, **optimizer},
     }  # fmt: skip
 
 

@@ -41,7 +41,8 @@ def test_state_parameter_and_log_scale(tmp_path, refs):
     path.write_text(yaml.safe_dump(raw))
     spec = parse_calibration(path)
     assert spec.parameters[0].start == 15.0 and spec.parameters[1].log
-    assert spec.candidate({"initial_states.rejuvenated.shear_modulus": 20.0, "tau_pl": 2.0}).states[0].shear_modulus == 20
+    candidate = spec.candidate({"initial_states.rejuvenated.shear_modulus": 20.0, "tau_pl": 2.0})
+    assert candidate.states[0].shear_modulus == 20.0 and candidate.model["tau_pl"] == 2.0
 
 
 def test_bad_file_reports_every_problem_naming_field_and_value(tmp_path, refs):
