@@ -4,7 +4,7 @@
 returns a ``Calibration`` (best parameters with uncertainties, history, figures).
 """
 
-from .objective import chi_square, model_curve, objective_terms, weighted_objective
+from .objective import chi_square, model_curve, objective_terms, reference_from_groups, weighted_objective
 from .reference import OBSERVABLES, Curve, ReferenceError, load_curve, reference_dataset
 from .results import UNCERTAINTY_METHOD, Calibration
 from .spec import CalibrationSpec, Parameter, parse_calibration
@@ -25,5 +25,6 @@ __all__ = [
     "objective_terms",
     "parse_calibration",
     "reference_dataset",
+    "reference_from_groups",
     "weighted_objective",
 ]

@@ -25,7 +25,7 @@ import xarray as xr
 from epmsweep.analysis import steady_stress
 from epmsweep.analysis.steady_state import replica_mean
 
-from .reference import Curve
+from .reference import OBSERVABLES, Curve, reference_dataset
 
 
 def model_curve(groups: Mapping[str, xr.Dataset], curve: Curve) -> xr.Dataset:
@@ -53,6 +53,19 @@ def model_curve(groups: Mapping[str, xr.Dataset], curve: Curve) -> xr.Dataset:
     run = ds.sel({primary: curve.at})
     stats = replica_mean(run[obs.y].interp({obs.x: x}), "mean")
     return xr.Dataset({"mean": stats["mean"], "err": stats["mean_err"].fillna(0.0)})
+
+
+def reference_from_groups(
+    groups: Mapping[str, xr.Dataset], observable: str, x, initial_state: str, at: float | None = None
+) -> xr.Dataset:
+    """A reference curve made from an assembled sweep (the engine at known parameters, an earlier
+    calibration): the replica mean and standard error at the points ``x`` (shape (n_points,)), as
+    ``reference.reference_dataset`` writes it. ``at``: the rate or imposed stress of a transient."""
+    obs = OBSERVABLES[observable]
+    x = np.asarray(x, float)
+    probe = Curve(observable, obs, initial_state, at, 1.0, x, np.zeros_like(x), np.ones_like(x))
+    m = model_curve(groups, probe)
+    return reference_dataset(obs, x, m["mean"].values, m["err"].values, initial_state=initial_state)
 
 
 def chi_square(curve: Curve, model: xr.Dataset) -> float:

@@ -35,7 +35,7 @@ def _run_files(runs_dir) -> dict[str, tuple[int, int]]:
 
 def test_killed_calibration_resumes_without_computing_any_run_twice(references, client, tmp_path):
     folder, refs = references
-    path = write_calibration(folder, refs, evaluations=13, population=4)
+    path = write_calibration(folder, refs, evaluations=9, population=4)
     out = tmp_path / "out"
     runs = out / "fit" / "runs"
     command = [sys.executable, "-m", "epmsweep.sweep.cli", "calibrate", str(path), "--out", str(out),
@@ -53,12 +53,12 @@ def test_killed_calibration_resumes_without_computing_any_run_twice(references, 
     storage = JournalStorage(JournalFileBackend(str(out / "fit" / "study.journal")))
     journal = optuna.load_study(study_name="fit", storage=storage)
     told = {t.number: t.params for t in journal.trials if t.state.is_finished()}
-    assert 1 <= len(told) < 13 and len(before) >= 20  # killed mid-study
+    assert 1 <= len(told) < 9 and len(before) >= 20  # killed mid-study
 
     result = calibrate(path, out=out, client=client, progress=False, figures=False)
     after = _run_files(runs)
     hist = result.history
-    assert sorted(hist.candidate.values.tolist()) == list(range(13))
+    assert sorted(hist.candidate.values.tolist()) == list(range(9))
     assert all(after[name] == stat for name, stat in before.items())  # no stored run computed again
     resumed = hist.drop_sel(candidate=list(told))
     assert int(resumed["runs_computed"].sum()) == len(after) - len(before)  # each missing run computed once
