@@ -6,11 +6,12 @@ tau_pl = 1; L = 16, 8 replicas, other seeds than the calibration's): a flow curv
 a creep curve at Sigma = 0.8. Each study starts from the paper's values (tau_res = 2, scale = 0.57)
 and fits tau_res in [1, 5] and the scale in [0.45, 0.75] with 4 replicas per candidate. A study
 reaches the tolerance (tau_res within 0.3, scale within 0.015) at the first evaluation after which
-its best candidate so far (lowest objective) lies within it. The grid has 9 x 9 points (spacing 0.5
-and 0.0375: the coarsest equal-count grid with a point within the tolerance of the truth); its best is
-known only once it is complete, so its cost is its size. Target: CMA-ES >= 5x fewer evaluations than the grid.
+its best candidate so far (lowest objective) lies within it. The grid has N x N points (N = 9: spacing
+0.5 and 0.0375, the coarsest equal-count grid with a point within the tolerance of the truth); its
+best is known only once it is complete, so its cost is its size. Target: CMA-ES >= 5x fewer evaluations than the grid.
 
-Run: ``python benchmarks/calibrate.py [--quick]`` (quick: one seed per sampler, else three).
+Run: ``python benchmarks/calibrate.py [--quick] [--grid-points N]`` (quick: one seed per sampler,
+else three; the grid has N x N points, default 9).
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ def evaluations_to_tolerance(hist) -> int | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one seed per sampler")
+    parser.add_argument("--grid-points", type=int, default=9, help="grid values per parameter (default 9)")
     args = parser.parse_args()
     seeds = [3] if args.quick else [3, 4, 5]
     rows = []
@@ -78,7 +80,8 @@ def main() -> None:
         refs = references(folder, client)
         setups = [(f"cmaes_{s}", {"sampler": "cmaes", "evaluations": 31, "population": 6, "seed": s}) for s in seeds]
         setups += [(f"random_{s}", {"sampler": "random", "evaluations": 63, "seed": s}) for s in seeds]
-        setups += [("grid", {"sampler": "grid", "grid_points": 9, "evaluations": 81})]
+        n = args.grid_points
+        setups += [("grid", {"sampler": "grid", "grid_points": n, "evaluations": n * n})]
         for name, optimizer in setups:
             spec = study(name, refs, **optimizer)
             t0 = time.perf_counter()
@@ -97,9 +100,12 @@ def main() -> None:
         reached = [r[2] for r in rows if r[0].startswith(kind)]
         ok = [r for r in reached if r is not None]
         median = float(np.median(ok)) if ok else float("nan")
-        ratio = (grid[2] / median) if grid[2] and ok else float("nan")
+        if grid[2] is None:  # the grid's best is off: a finer grid would be needed, the ratio is a lower bound
+            versus = f"the {grid[1]}-point grid never did -> more than {grid[1] / median:.1f}x fewer"
+        else:
+            versus = f"the grid after {grid[2]} -> {grid[2] / median:.1f}x fewer"
         print(f"{kind}: reached the tolerance in {len(ok)} of {len(reached)} seeds, median {median:.0f} evaluations; "
-              f"grid {grid[2]} -> {ratio:.1f}x fewer (target >= 5x for CMA-ES)")  # fmt: skip
+              f"{versus} (target >= 5x for CMA-ES)")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -70,12 +70,6 @@ class Parameter:
     log: bool
     start: float
 
-    @property
-    def state(self) -> tuple[str, str] | None:
-        """(label, field) of an initial-state parameter, None for a model parameter."""
-        head, _, rest = self.name.partition(".")
-        return tuple(rest.split(".", 1)) if head == "initial_states" else None
-
 
 @dataclass(frozen=True)
 class Optimizer:

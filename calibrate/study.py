@@ -32,6 +32,7 @@ import numpy as np
 import optuna
 import xarray as xr
 from distributed import Client
+from epmsweep.engine import ParameterError
 from epmsweep.sweep.assemble import assemble_plan
 from epmsweep.sweep.client import open_client
 from epmsweep.sweep.execute import execute
@@ -155,6 +156,15 @@ class _Evaluator:
         return out
 
 
+def _keep_file(store: RunStore, spec: CalibrationSpec) -> None:
+    """Keep the calibration file in its store; a store holding another file of the same name is an error."""
+    kept = store.root / "calibration.yaml"
+    if kept.is_file() and (store.root / "study.journal").is_file() and kept.read_text() != spec.text:
+        raise ParameterError(spec.source, f"{store.root} holds a calibration of the same name from another "
+                                          "file: give this one another name, or remove that folder")  # fmt: skip
+    kept.write_text(spec.text)
+
+
 def _storage(root: Path) -> JournalStorage:
     return JournalStorage(JournalFileBackend(str(root / "study.journal")))
 
@@ -205,7 +215,7 @@ def calibrate(
     out = Path(out)
     store = RunStore(out, spec.name).create()
     (store.root / "candidates").mkdir(exist_ok=True)
-    (store.root / "calibration.yaml").write_text(spec.text)
+    _keep_file(store, spec)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
         study_name=spec.name, storage=_storage(store.root), sampler=make_sampler(spec), direction="minimize",
