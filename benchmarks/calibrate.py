@@ -2,13 +2,14 @@
 and a random search of the same parameters, side by side in one run on the 2-worker local cluster.
 
 Reference curves are made by the engine at hidden parameters (tau_res = 2.6, Weibull scale 0.60,
-tau_pl = 1; L = 16, 8 replicas, other seeds than the calibration's): a flow curve at three rates and
-a creep curve at Sigma = 0.8. Each study starts from the paper's values (tau_res = 2, scale = 0.57)
-and fits tau_res in [1, 5] and the scale in [0.45, 0.75] with 4 replicas per candidate. A study
-reaches the tolerance (tau_res within 0.3, scale within 0.015) at the first evaluation after which
-its best candidate so far (lowest objective) lies within it. The grid has N x N points (N = 9: spacing
-0.5 and 0.0375, the coarsest equal-count grid with a point within the tolerance of the truth); its
-best is known only once it is complete, so its cost is its size. Target: CMA-ES >= 5x fewer evaluations than the grid.
+tau_pl = 1; L = 16, 8 replicas, other seeds than the calibration's): a flow curve at three rates, the
+loading curve at the fastest (0.3) and a creep curve at Sigma = 0.8. Each study starts from the
+paper's values (tau_res = 2, scale = 0.57) and fits tau_res in [1, 5] and the scale in [0.45, 0.75]
+with 4 replicas per candidate. A study reaches the tolerance (tau_res within 0.3, scale within 0.015)
+at the first evaluation after which its best candidate so far (lowest objective) lies within it. The
+grid has N x N points (N = 9: spacing 0.5 and 0.0375, the coarsest equal-count grid with a point
+within the tolerance of the truth); its best is known only once it is complete, so its cost is its
+size. Target: CMA-ES >= 5x fewer evaluations than the grid.
 
 Run: ``python benchmarks/calibrate.py [--quick] [--grid-points N]`` (quick: one seed per sampler,
 else three; the grid has N x N points, default 9).
@@ -29,6 +30,7 @@ HIDDEN = {"tau_res": 2.6, "thresholds.scale": 0.60}
 START = {"tau_res": 2.0, "thresholds.scale": 0.57}
 TOLERANCE = {"tau_res": 0.3, "thresholds.scale": 0.015}
 RATES, CREEP_STRESS, CREEP_TIMES = [0.03, 0.1, 0.3], 0.8, [20.0, 40.0, 60.0, 80.0, 100.0]
+LOADING_RATE, LOADING_STRAINS = 0.3, [0.1, 0.2, 0.3, 0.4, 0.6, 0.8, 1.0]
 RUNS = {"imposed_rate": {"strain_end": 1.0, "n_records": 20}, "imposed_stress": {"t_end": 100.0, "n_records": 20}}
 STATES = {"rejuvenated": {"kind": "rejuvenated", "shear_modulus": 15.0}}
 
@@ -46,7 +48,10 @@ def references(folder: Path, client) -> dict:
     groups = {name: tree[name].to_dataset() for name in tree.children}
     reference_from_groups(groups, "flow_curve", RATES, "rejuvenated").to_netcdf(folder / "flow.nc")
     reference_from_groups(groups, "creep", CREEP_TIMES, "rejuvenated", CREEP_STRESS).to_netcdf(folder / "creep.nc")
+    loading = reference_from_groups(groups, "stress_strain", LOADING_STRAINS, "rejuvenated", LOADING_RATE)
+    loading.to_netcdf(folder / "loading.nc")
     return {"flow": {"observable": "flow_curve", "path": str(folder / "flow.nc")},
+            "loading": {"observable": "stress_strain", "path": str(folder / "loading.nc"), "shear_rate": LOADING_RATE},
             "creep": {"observable": "creep", "path": str(folder / "creep.nc"), "stress": CREEP_STRESS}}  # fmt: skip
 
 

@@ -12,6 +12,7 @@ START = {"tau_res": 2.0, "thresholds.scale": 0.57}  # the paper's values
 RATES = [0.03, 0.1, 0.3]
 CREEP_STRESS = 0.8
 CREEP_TIMES = [20.0, 40.0, 60.0, 80.0, 100.0]
+LOADING_RATE, LOADING_STRAINS = 0.3, [0.1, 0.2, 0.3, 0.4, 0.6, 0.8, 1.0]  # the runs of the flow curve's fastest rate
 RATE_RUNS = {"strain_end": 1.0, "n_records": 20}
 STRESS_RUNS = {"t_end": 100.0, "n_records": 20}
 STATES = {"rejuvenated": {"kind": "rejuvenated", "shear_modulus": 15.0}}
@@ -32,11 +33,13 @@ def write_references(folder: Path, client, values: dict = HIDDEN, seed: int = 99
     }  # fmt: skip
     tree = run_sweep(sweep, out=folder / "truth_store", client=client, progress=False)
     groups = {name: tree[name].to_dataset() for name in tree.children}
-    shapes = {"flow_curve": (RATES, None), "creep": (CREEP_TIMES, CREEP_STRESS)}
+    shapes = {"flow_curve": (RATES, None), "stress_strain": (LOADING_STRAINS, LOADING_RATE),
+              "creep": (CREEP_TIMES, CREEP_STRESS)}  # fmt: skip
     block = {}
     for name, (x, at) in shapes.items():
         reference_from_groups(groups, name, x, "rejuvenated", at).to_netcdf(folder / f"{name}.nc")
-        block[name] = {"observable": name, "path": f"{name}.nc", **({"stress": at} if at else {})}
+        at_key = {"creep": {"stress": at}, "stress_strain": {"shear_rate": at}}.get(name, {})
+        block[name] = {"observable": name, "path": f"{name}.nc", **at_key}
     return block
 
 

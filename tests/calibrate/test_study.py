@@ -9,7 +9,8 @@ from .conftest import HIDDEN, START, write_calibration
 
 TOLERANCE = {"tau_res": 0.3, "thresholds.scale": 0.015}
 """Recovered within 0.3 tau_LJ on tau_res (12%) and 0.015 on the Weibull scale (2.5%): L = 16, 4 replicas,
-a flow curve at three rates and a creep curve, 19 evaluations of CMA-ES (the start, then 3 generations of 6)."""
+a flow curve at three rates, the loading curve at the fastest and a creep curve, 19 evaluations of
+CMA-ES (the start, then 3 generations of 6)."""
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +30,7 @@ def test_hidden_parameters_are_recovered_within_tolerance(outcome):
 
 def test_history_dataset_and_figures(outcome):
     hist = xr.open_dataset(outcome.path)
-    assert hist.sizes == {"candidate": 19, "parameter": 2, "observable": 2}
+    assert hist.sizes == {"candidate": 19, "parameter": 2, "observable": 3}
     assert list(hist.parameter.values) == ["tau_res", "thresholds.scale"]
     np.testing.assert_allclose(hist["value"].sel(candidate=0), [START["tau_res"], START["thresholds.scale"]])
     terms = (hist["term"] * hist["weight"]).sum("observable")
