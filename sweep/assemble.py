@@ -238,11 +238,12 @@ def _write_summary(root: netCDF4.Dataset, headline: xr.Dataset) -> None:
         out[...] = var.values
 
 
-def assemble_plan(plan: Plan, store: RunStore, out_path: str | os.PathLike) -> Path:
+def assemble_plan(plan: Plan, store: RunStore, out_path: str | os.PathLike, *, with_summary: bool = True) -> Path:
     """Write the assembled file of ``plan`` from ``store`` to ``out_path`` (atomically).
 
     Every run file is verified as it is read; a corrupt or outdated one is removed and counted
-    as missing. The root holds ``summary`` of the groups.
+    as missing. The root holds ``summary`` of the groups, unless ``with_summary`` is False (the
+    candidates of a calibration, whose objective needs the groups only).
     """
     out_path = Path(out_path)
     with writing(out_path) as tmp, NETCDF_LOCK, netCDF4.Dataset(tmp, "w", format="NETCDF4") as root:
@@ -263,7 +264,8 @@ def assemble_plan(plan: Plan, store: RunStore, out_path: str | os.PathLike) -> P
         with _reader(store, len(plan.runs)) as read:
             groups = {name: _write_group(root, name, plan, store, read) for name in plan.dims}
         root.setncattr("runs_completed", sum(int(g["completed"].sum()) for g in groups.values()))
-        _write_summary(root, summary(groups))
+        if with_summary:
+            _write_summary(root, summary(groups))
     return out_path
 
 

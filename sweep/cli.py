@@ -1,4 +1,4 @@
-"""The ``epmsweep`` command: plan, run, status, assemble, demo, plot, doctor, micro.
+"""The ``epmsweep`` command: plan, run, status, assemble, demo, plot, doctor, calibrate, micro.
 
 ``--out`` is the store folder (``<out>/<name>/runs``, ``<out>/<name>.nc``) for every command that
 takes it; figures go to ``--figures`` (default: ``<dataset stem>_figures/`` next to the dataset).
@@ -218,6 +218,30 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from epmsweep.calibrate import calibrate, parse_calibration
+
+    spec = parse_calibration(args.calibration)  # the whole file is validated before any cluster starts
+    _check_out(args.out)
+    with client_from_args(args) as client:
+        result = calibrate(spec, out=args.out, client=client, progress=not args.no_progress)
+    best = result.history.attrs["best_candidate"]
+    print(f"{spec.name}: best objective {result.best_objective:.6g} (evaluation {best})")
+    for name, value in result.best.items():
+        print(f"  {name} = {value:.6g} +- {result.best_err[name]:.2g}")
+    print(f"history: {result.path}")
+    for path in result.figures:
+        print(f"figure: {path}")
+    return 0
+
+
+def _add_calibrate_parser(sub) -> None:
+    p = sub.add_parser("calibrate", help="fit model parameters to reference curves (resumes a killed calibration)")
+    p.add_argument("calibration", help="calibration file (YAML)")
+    _add_cluster_options(p)
+    p.set_defaults(func=cmd_calibrate)
+
+
 def _add_plan_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--budget", type=float, default=DEFAULT_BUDGET, metavar="SECONDS",
@@ -277,6 +301,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--submit", action="store_true", help="with --cluster slurm|pbs: start one worker job and time it")
     add_config_option(p)
     p.set_defaults(func=cmd_doctor)
+
+    _add_calibrate_parser(sub)
 
     from epmsweep.micro.cli import add_micro_parser  # particle simulations; LAMMPS loads only when they run
 

@@ -256,6 +256,20 @@ class RunStore:
         (self.failed / f"{key}.json").unlink(missing_ok=True)
         return path
 
+    def link_from(self, other: RunStore, key: str) -> bool:
+        """Bring the run ``key`` of store ``other`` into this one if its file verifies there (a hard
+        link, else a copy, renamed into place) and index it; True if it did."""
+        data = other.verified_bytes(key)
+        if data is None:
+            return False
+        with writing(self.run_path(key)) as tmp:
+            try:
+                os.link(other.run_path(key), tmp)
+            except OSError:  # another filesystem, or links not allowed
+                tmp.write_bytes(data)
+        self._append_index(key, IndexEntry(len(data), file_digest(data)))
+        return True
+
     def _append_index(self, key: str, entry: IndexEntry) -> None:
         line = json.dumps({"key": key, "size": entry.size, "digest": entry.digest}) + "\n"
         try:

@@ -20,7 +20,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 VERSION = installed_version("epmsweep")  # this environment's editable install of the same tree
-PACKAGES = {"engine", "sweep", "analysis", "micro", "deploy"}  # epmsweep.<name> lives in <name>/
+PACKAGES = {"engine", "sweep", "analysis", "micro", "deploy", "calibrate"}  # epmsweep.<name> lives in <name>/
 DATA_FILES = ["epmsweep/sweep/demo.yaml", "epmsweep/deploy/jobqueue.yaml"] + [
     f"epmsweep/{p}/py.typed" for p in sorted(PACKAGES)
 ]
