@@ -125,11 +125,14 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, spec_file: str) -> int:
     spec = parse_spec(spec_file)  # the whole file is validated before any cluster starts
     _check_out(args.out)
-    cluster = client_from_args(args)  # started by run_sweep after the store's checks, if there is work
-    tree = run_sweep(
-        spec, out=args.out, cluster=lambda: cluster, retry_failed=getattr(args, "retry_failed", False),
-        replace=getattr(args, "replace", False), progress=not args.no_progress,
-    )  # fmt: skip
+    cluster = client_from_args(args)  # started by run_sweep after the store's checks, if there is work ...
+    # ... except under MPI, where every rank runs this command and only the client rank returns from forming it
+    with cluster if args.cluster == "mpi" else contextlib.nullcontext() as client:
+        tree = run_sweep(
+            spec, out=args.out, client=client, cluster=lambda: cluster,
+            retry_failed=getattr(args, "retry_failed", False), replace=getattr(args, "replace", False),
+            progress=not args.no_progress,
+        )  # fmt: skip
     name = tree.attrs["name"]
     tree.close()
     status = RunStore(args.out, name).status()

@@ -170,6 +170,10 @@ def client_from_args(args: argparse.Namespace) -> contextlib.AbstractContextMana
     """``open_client`` with the options of ``add_client_options`` (checked before anything starts)."""
     if (args.jobs is not None or args.max_jobs is not None) and args.cluster not in KINDS:
         raise ParameterError("--jobs", f"applies to --cluster {' or '.join(KINDS)} only")
+    if args.cluster in KINDS:
+        from epmsweep.deploy.cluster import cluster_options
+
+        cluster_options(args.cluster)  # every batch-system setting, before the store or a job is touched
     return open_client(
         n_workers=args.workers, scheduler=args.scheduler, scheduler_file=args.scheduler_file,
         cluster=args.cluster, jobs=args.jobs, max_jobs=args.max_jobs,

@@ -172,6 +172,9 @@ class RunStore:
         path = self.root / ".lock"
         held = _HELD_LOCKS.get(path)
         if held is None:
+            if self.root.exists() and not self.root.is_dir():
+                reason = "is a file where the sweep's folder belongs: remove it or use another --out"
+                raise StoreError(str(self.root), reason)
             try:
                 self.root.mkdir(parents=True, exist_ok=True)
                 handle = open(path, "a+")

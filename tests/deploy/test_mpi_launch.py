@@ -102,7 +102,7 @@ def test_an_error_on_the_sweep_rank_ends_the_whole_launch(tmp_path, numba_cache)
         capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120, cwd=REPO,
     )  # fmt: skip
     assert proc.returncode != 0  # within the timeout: without the abort, the workers wait until killed
-    assert "Not a directory" in proc.stderr, proc.stderr[-3000:]  # the driver's error, printed before the abort
+    assert "is a file where the sweep's folder belongs" in proc.stderr, proc.stderr[-3000:]  # printed before the abort
 
 
 def test_pbs_batch_script_in_a_pbs_like_environment(tmp_path, client, numba_cache):
