@@ -131,14 +131,15 @@ def test_particle_thresholds_measured_in_slurm_jobs(slurm, numba_cache, tmp_path
 
 
 def test_workers_retiring_by_lifetime_lose_nothing(slurm, numba_cache, tmp_path):
-    """Workers live 15 +- 1 s in a sweep of 60 runs of about 0.8 s: adaptive scaling (1 to 2 jobs) replaces them.
+    """Workers live 15 +- 1 s in a sweep of 60 creep runs of about 0.6 s: adaptive scaling (1 to 2 jobs) replaces them.
 
-    Two jobs at a time compute at most 2 x 16 s before they retire, less than the sweep needs, so it
+    Two jobs at a time compute at most 2 x 16 s before they retire (less after a worker's start), less
+    than the sweep needs (about 36 s, more on a loaded machine), so it
     completes only if retired workers are replaced; nothing may be lost or computed twice. The driver
     replaces an ended job after 8 s instead of Dask's 15 s (``distributed.deploy.lost-worker-timeout``),
     still after the job has ended by itself, to keep the test short.
     """
-    spec = dict(LONG, name="lifetime", replicas=30)
+    spec = dict(LONG, name="lifetime", replicas=30, imposed_stress={**LONG["imposed_stress"], "t_end": 5000.0})
     site = settings(tmp_path, numba_cache, "epmsweep-lifetime", **{"lifetime": "15s", "lifetime-stagger": "1s"})
     site["distributed"] = {"deploy": {"lost-worker-timeout": "8s"}}
     config = write_spec(tmp_path / "site.yaml", site)
