@@ -19,9 +19,11 @@ OPEN_TIMEOUT = 60.0
 _PROBE = """
 import sys, netCDF4
 def walk(group):
-    group.ncattrs() and [group.getncattr(a) for a in group.ncattrs()]
+    for name in group.ncattrs():
+        group.getncattr(name)
     for var in group.variables.values():
-        [var.getncattr(a) for a in var.ncattrs()]
+        for name in var.ncattrs():
+            var.getncattr(name)
         var.set_auto_maskandscale(False)
         if var.size <= int(sys.argv[2]):
             var[...]

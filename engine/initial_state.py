@@ -26,9 +26,9 @@ activity into strain rate, so a flow curve in these runs is one at gdot_eff = gd
 
 
 def _as_map(name: str, values, shape: tuple[int, int] | None = None) -> np.ndarray:
-    kind = np.asarray(values).dtype.kind
-    if kind not in "biuf":
-        raise ParameterError(name, f"must be numbers, got values of dtype {np.asarray(values).dtype}")
+    dtype = np.asarray(values).dtype
+    if dtype.kind not in "biuf":
+        raise ParameterError(name, f"must be numbers, got values of dtype {dtype}")
     a = np.array(values, dtype=np.float64)
     if a.ndim != 2 or a.shape[0] != a.shape[1] or a.shape[0] < 2:
         raise ParameterError(name, f"must be a square (L, L) map with L >= 2, got shape {a.shape}")
