@@ -53,10 +53,15 @@ class QuenchProtocol:
         return {f"quench_{k}": float(v) for k, v in asdict(self).items()}
 
 
+LAMMPS_MAX_SEED = 900_000_000
+"""The largest seed every LAMMPS generator takes (``RanMars``, used by ``dpd/ext`` and ``langevin``,
+refuses larger ones; ``RanPark``, used by ``velocity``, takes up to 2^31 - 1)."""
+
+
 def lammps_seeds(seed: int | np.random.SeedSequence, n: int) -> list[int]:
-    """``n`` positive 31-bit seeds for LAMMPS commands, derived from ``seed``."""
+    """``n`` seeds for LAMMPS commands, derived from ``seed``, in 1 .. ``LAMMPS_MAX_SEED``."""
     ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
-    return [int(s % (2**31 - 2)) + 1 for s in ss.generate_state(n, np.uint64)]
+    return [int(s % LAMMPS_MAX_SEED) + 1 for s in ss.generate_state(n, np.uint64)]
 
 
 def random_configuration(n: int, seed: int | np.random.SeedSequence, model: GlassModel | None = None) -> Configuration:

@@ -76,3 +76,10 @@ def test_per_particle_damping_option(glasses, flow_e1):
     assert plateau.mean() < pairwise.mean()
     with pytest.raises(ParameterError, match="pairwise"):
         shear(glasses["E1"], ImposedStress(0.5, t_end=1.0), dissipation=Dissipation("particle"))
+
+
+def test_every_run_seed_gives_seeds_lammps_takes(glasses):
+    """Seed 2 used to give a LAMMPS seed above 9e8, which the pairwise dissipation's generator refuses."""
+    for seed in (2, 5):
+        run = shear(glasses["E1"], ImposedRate(RATE, strain_end=0.01, n_records=2), seed=seed)
+        assert int(run.seed) == seed and run.stress.notnull().all()
