@@ -21,9 +21,9 @@ def shear_modulus(
 ) -> tuple[float, np.ndarray]:
     """mu = d sigma_xy / d gamma from quasistatic steps: affine shear by ``step``, then cg minimisation.
 
-    The slope is the least-squares fit of sigma_xy against gamma over the elastic branch: the
-    points up to the first stress drop (a plastic event), at least two. Strains stay <= 4e-4 by
-    default, below the first plastic event of most glasses of 10^3 - 10^4 particles.
+    The slope is the least-squares fit of sigma_xy against gamma over the elastic branch
+    (``elastic_slope``). Strains stay <= 4e-4 by default, below the first plastic event of most
+    glasses of 10^3 - 10^4 particles.
 
     Returns
     -------
@@ -41,8 +41,16 @@ def shear_modulus(
             sim.minimize()
             stresses.append(sim.stress_xy())
     stresses = np.array(stresses)
-    drops = np.flatnonzero(np.diff(stresses) <= 0)
-    n_elastic = max(2, drops[0] + 1 if drops.size else stresses.size)
-    strains = step * np.arange(stresses.size)
-    slope = np.polyfit(strains[:n_elastic], stresses[:n_elastic], 1)[0]
-    return float(slope), stresses
+    return elastic_slope(step * np.arange(stresses.size), stresses), stresses
+
+
+def elastic_slope(strains: np.ndarray, stresses: np.ndarray) -> float:
+    """Least-squares slope of ``stresses`` against ``strains`` (shape (n,), n >= 2) over the elastic
+    branch: the longest run of points between stress drops (plastic events), the first such run
+    when several are as long. A drop at the first step (the minimised glass relaxing further once
+    sheared) therefore leaves out the starting point instead of the whole curve."""
+    cuts = [0, *(np.flatnonzero(np.diff(stresses) <= 0) + 1).tolist(), stresses.size]
+    start, stop = max(zip(cuts[:-1], cuts[1:], strict=True), key=lambda run: run[1] - run[0])
+    if stop - start < 2:  # no two consecutive points rise: the slope of the first pair
+        start, stop = 0, 2
+    return float(np.polyfit(strains[start:stop], stresses[start:stop], 1)[0])

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from epmsweep.engine import ImposedRate, ImposedStress, InitialState, ModelParameters, ParameterError, simulate
 from epmsweep.micro import FrozenMatrixProbe, GlassModel, measure_initial_state, probe_cell, shear_modulus, stress_map
+from epmsweep.micro.modulus import elastic_slope
 from epmsweep.micro.threshold_map import threshold_map
 
 FAST_PROBE = FrozenMatrixProbe(strain_step=2e-4)
@@ -95,3 +96,14 @@ def test_negative_measured_thresholds_become_zero_and_are_counted():
     np.testing.assert_array_equal(thresholds, [[0.0, 0.5], [0.3, 0.7]])
     assert attrs["thresholds_clipped_to_zero"] == 1 and attrs["thresholds_min_measured"] == -0.006
     InitialState(thresholds, np.zeros((2, 2)), 10.0)  # accepted by the engine
+
+
+def test_elastic_slope_skips_a_drop_at_the_first_step():
+    """A glass that relaxes at its first strain step (seen at N = 1024) must not give a negative modulus."""
+    strains = 1e-4 * np.arange(5)
+    rising = 12.0 * strains
+    assert elastic_slope(strains, rising) == pytest.approx(12.0)
+    first_drop = np.r_[0.05, rising[1:] - 0.015]
+    assert elastic_slope(strains, first_drop) == pytest.approx(12.0)
+    late_drop = np.r_[rising[:3], rising[3:] - 0.01]
+    assert elastic_slope(strains, late_drop) == pytest.approx(12.0)
