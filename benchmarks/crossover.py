@@ -98,7 +98,7 @@ def runs() -> None:
                     rates[mode] = max(rates.get(mode, 0.0), n_steps / (time.perf_counter() - t0))
             plastic = float(out.plastic_fraction.mean()) * L * L
             fastest = max(rates, key=rates.get)
-            fft_min, defer_max = redistribution_limits(L, "auto")
+            fft_min, defer_max, _ = redistribution_limits(L, "auto")
             auto = "fft" if plastic >= fft_min else "deferred" if DEFER_MIN <= plastic < defer_max else "sparse"
             print(f"{L:>5} {shear_rate:>7g} {plastic:>8.1f}" + "".join(f" {rates[m]:>17,.0f}" for m in MODES)
                   + f"  {fastest:>7}  {auto}")  # fmt: skip

@@ -28,7 +28,7 @@ import numpy as np
 from numba import int64, uint64
 
 from .jit import inline, internal
-from .redistribution import redistribute_sparse
+from .redistribution import redistribute_fft, redistribute_sparse
 
 BLOCK = 64
 PAD = 8
@@ -36,7 +36,8 @@ PAD = 8
 
 FLUSH_WORK = 4.0
 """A deferred stretch ends when its tracked-site updates (tracked x plastic per step, summed) exceed
-this many times the cost of an eager real-space step (plastic x N): the flush costs about two."""
+this many times the cost of an eager step, min(plastic, fft_min) x N (``eager_work``: kernels, or
+from ``fft_min`` sites one FFT pair, worth about fft_min kernels): the flush costs about two."""
 
 
 class Deferral(NamedTuple):
@@ -158,12 +159,18 @@ def admit_bounded(s, d, n_t, n_p, plastic_sites, n_plastic, kernel):
 
 
 @inline
-def begin(s, thr, sigma_ext, d, plastic_sites, n_plastic, kernel):
-    """A stretch from the plastic sites, or ``IDLE`` if they do not fit."""
+def eager_work(n_plastic, fft_min, n):
+    """The ``work_limit`` of a stretch from n_plastic sites (``FLUSH_WORK``), in tracked-site updates."""
+    return FLUSH_WORK * min(n_plastic, fft_min) * n
+
+
+@inline
+def begin(s, thr, sigma_ext, d, plastic_sites, n_plastic, fft_min, kernel):
+    """A stretch from the plastic sites, or ``IDLE`` if they do not fit (``fft_min``: ``flush``)."""
     fits, n_t, n_p = admit_bounded(s, d, int64(0), int64(0), plastic_sites, n_plastic, kernel)
     if not fits:
         return IDLE
-    return Stretch(True, n_t, n_p, tolerance(s, thr, sigma_ext), 0, FLUSH_WORK * n_plastic * s.size, False)
+    return Stretch(True, n_t, n_p, tolerance(s, thr, sigma_ext), 0, eager_work(n_plastic, fft_min, s.size), False)
 
 
 @inline
@@ -178,10 +185,27 @@ def admit_new(s, d, stretch, plastic_sites, n_plastic, kernel):
 
 
 @inline
-def flush(s, thr, sigma_ext, d, stretch, plastic, plastic_sites, n_plastic, keep, kernel):
-    """Add the pending field to the untracked sites and forget every tracked and pending site.
-    With ``keep``, go on deferring from the plastic sites alone (R loses the pending sites that
-    relaxed); otherwise, or if they do not fit, the deferral ends (R = 0, ``IDLE``).
+def add_pending(s, d, n_p, fft_min, kernel, dense, fft):
+    """s += G * D over the n_p pending sites: their kernels, or from ``fft_min`` of them one FFT pair
+    (``dense``: (L, L) work array, ``fft``: ``redistribution.FftWork``)."""
+    if n_p < fft_min:
+        redistribute_sparse(s, d.pending_sites, d.pending, n_p, kernel.tiled, kernel.L)
+        return
+    L = kernel.L
+    for iy in range(L):
+        for ix in range(L):
+            dense[iy, ix] = 0.0
+    for p in range(n_p):
+        j = d.pending_sites[p]
+        dense[j // L, j % L] = d.pending[p]
+    redistribute_fft(s, dense, kernel.spectrum, fft.spectrum, fft.field, fft.axes)
+
+
+@inline
+def flush(s, thr, sigma_ext, d, stretch, plastic, plastic_sites, n_plastic, keep, fft_min, kernel, dense, fft):
+    """Add the pending field to the untracked sites (``add_pending``) and forget every tracked and
+    pending site. With ``keep``, go on deferring from the plastic sites alone (R loses the pending
+    sites that relaxed); otherwise, or if they do not fit, the deferral ends (R = 0, ``IDLE``).
     """
     n_t, n_p = stretch.tracked, stretch.pending
     if keep:
@@ -191,7 +215,7 @@ def flush(s, thr, sigma_ext, d, stretch, plastic, plastic_sites, n_plastic, keep
                 d.new_sites[n_gone] = d.pending_sites[p]
                 n_gone += 1
         add_bounds(d, n_gone, -1.0, kernel)
-    redistribute_sparse(s, d.pending_sites, d.pending, n_p, kernel.tiled, kernel.L)  # tracked: reset below
+    add_pending(s, d, n_p, fft_min, kernel, dense, fft)  # tracked: reset below
     for t in range(n_t):
         s[d.tracked_sites[t]] = d.exact[t]
         d.tracked_slot[d.tracked_sites[t]] = -1
@@ -205,7 +229,7 @@ def flush(s, thr, sigma_ext, d, stretch, plastic, plastic_sites, n_plastic, keep
         for i in range(uint64(s.size)):
             d.bound[i] = 0.0
         return IDLE
-    return Stretch(True, n_t, n_p, tolerance(s, thr, sigma_ext), 0, FLUSH_WORK * n_plastic * s.size, False)
+    return Stretch(True, n_t, n_p, tolerance(s, thr, sigma_ext), 0, eager_work(n_plastic, fft_min, s.size), False)
 
 
 @inline
