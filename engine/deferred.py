@@ -185,27 +185,27 @@ def admit_new(s, d, stretch, plastic_sites, n_plastic, kernel):
 
 
 @inline
-def add_pending(s, d, n_p, fft_min, kernel, dense, fft):
-    """s += G * D over the n_p pending sites: their kernels, or from ``fft_min`` of them one FFT pair
-    (``dense``: (L, L) work array, ``fft``: ``redistribution.FftWork``)."""
-    if n_p < fft_min:
-        redistribute_sparse(s, d.pending_sites, d.pending, n_p, kernel.tiled, kernel.L)
+def add_field(target, sites, values, n_sites, g_tiled, g_hat, fft_min, L, dense, fft):
+    """target += G * v over the first n_sites ``sites`` (``values``: v): their kernels (``g_tiled``),
+    or from ``fft_min`` of them one FFT pair (``g_hat``; ``dense``: (L, L) work array, ``fft``:
+    ``redistribution.FftWork``)."""
+    if n_sites < fft_min:
+        redistribute_sparse(target, sites, values, n_sites, g_tiled, L)
         return
-    L = kernel.L
     for iy in range(L):
         for ix in range(L):
             dense[iy, ix] = 0.0
-    for p in range(n_p):
-        j = d.pending_sites[p]
-        dense[j // L, j % L] = d.pending[p]
-    redistribute_fft(s, dense, kernel.spectrum, fft.spectrum, fft.field, fft.axes)
+    for k in range(n_sites):
+        dense[sites[k] // L, sites[k] % L] = values[k]
+    redistribute_fft(target, dense, g_hat, fft.spectrum, fft.field, fft.axes)
 
 
 @inline
 def flush(s, thr, sigma_ext, d, stretch, plastic, plastic_sites, n_plastic, keep, fft_min, kernel, dense, fft):
-    """Add the pending field to the untracked sites (``add_pending``) and forget every tracked and
-    pending site. With ``keep``, go on deferring from the plastic sites alone (R loses the pending
-    sites that relaxed); otherwise, or if they do not fit, the deferral ends (R = 0, ``IDLE``).
+    """Add the pending field to the untracked sites and forget every tracked and pending site.
+    With ``keep``, go on deferring from the plastic sites alone (R loses the pending sites that
+    relaxed); otherwise, or if they do not fit, the deferral ends (R = 0, ``IDLE``). Both sums are
+    made by kernels, or from ``fft_min`` sites by one FFT pair (``add_field``).
     """
     n_t, n_p = stretch.tracked, stretch.pending
     if keep:
@@ -213,9 +213,12 @@ def flush(s, thr, sigma_ext, d, stretch, plastic, plastic_sites, n_plastic, keep
         for p in range(n_p):
             if not plastic[d.pending_sites[p]]:
                 d.new_sites[n_gone] = d.pending_sites[p]
+                d.weights[n_gone] = -1.0
                 n_gone += 1
-        add_bounds(d, n_gone, -1.0, kernel)
-    add_pending(s, d, n_p, fft_min, kernel, dense, fft)  # tracked: reset below
+        add_field(d.bound, d.new_sites, d.weights, n_gone, kernel.tiled_positive, kernel.positive_spectrum, fft_min,
+                  kernel.L, dense, fft)  # fmt: skip
+    # the pending field (tracked sites: reset below)
+    add_field(s, d.pending_sites, d.pending, n_p, kernel.tiled, kernel.spectrum, fft_min, kernel.L, dense, fft)
     for t in range(n_t):
         s[d.tracked_sites[t]] = d.exact[t]
         d.tracked_slot[d.tracked_sites[t]] = -1
