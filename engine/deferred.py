@@ -10,7 +10,8 @@ field G * D to all other sites only at a *flush*.
 The deferred stress of an untracked site i, sum_p G_ip D_p, is at most ``R_i d + margin``
 (``pending_slack``): R_i sums the positive part of G_ip over the pending sites, d = max_p D_p,
 and the margin covers negative increments plus ``tol``, 1e-9 of the stress scale, far above the
-round-off of the sums involved (R itself is kept by adding and subtracting kernels). While
+round-off of the sums involved (R itself is kept by adding and subtracting kernels, or at a
+flush of many sites by one FFT pair, ``add_field``). While
 ``Sigma + s_i + R_i d + margin <= thr_i`` the site is provably below threshold; one failing this
 test is tracked (its exact stress computed) before the switching pass. Every switching decision
 is thus the one plain stepping takes, and every stress the same up to round-off.

@@ -58,9 +58,10 @@ def fft_crossover(L: int) -> int:
 
 
 def flush_fft_limit(L: int) -> int:
-    """Number of pending sites from which a deferred flush adds their field with one FFT pair
-    instead of one kernel each (``deferred.add_pending``): ``fft_crossover(L)`` from L = 256 on,
-    never below (there the kernels, ``benchmarks/crossover.py``)."""
+    """Number of sites from which a deferred flush adds their field (the pending increments, the
+    relaxed sites' bounds) with one FFT pair instead of one kernel each (``deferred.add_field``):
+    ``fft_crossover(L)`` from L = 256 on, where a flush of the ~L pending sites by kernels cost
+    several FFT pairs (``benchmarks/crossover.py``); never below, where the kernels are kept."""
     return fft_crossover(L) if L >= 256 else L * L + 1
 
 
@@ -107,8 +108,9 @@ def simulate(
         How the plastic strain increments are propagated: "sparse" adds the real-space kernel of
         every plastic site at every step, "fft" uses an FFT pair at every step, "deferred" defers
         the real-space redistribution (``engine.deferred``) whenever its sites fit (else
-        "sparse"); "auto" defers below ``deferral_limit(L)`` plastic sites and uses FFTs above
-        (below L = 32: adds kernels below ``fft_crossover(L)``, FFTs above). All take the same
+        "sparse"); "auto" defers below ``deferral_limit(L)`` plastic sites (its flushes by FFT
+        from ``flush_fft_limit(L)`` sites) and uses FFTs above (below L = 32: adds kernels below
+        ``fft_crossover(L)``, FFTs above). All take the same
         switching decisions.
     fast_forward : bool
         Jump over purely elastic stretches under imposed rate (identical results).
