@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from epmsweep.engine import ImposedRate, ImposedStress, InitialState, ModelParameters, simulate
 from epmsweep.engine.redistribution import fft_workspace, redistribute_fft, redistribute_sparse, tiled_kernel
+from epmsweep.engine.simulate import deferral_limit, deferred_capacity
 
 P16 = ModelParameters(L=16)
 
@@ -146,6 +147,14 @@ def test_deferred_stretches_that_outgrow_their_capacity_end_exactly(monkeypatch,
     assert cramped.attrs["deferred_flushes"] > roomy.attrs["deferred_flushes"]
     assert_same_trajectory(cramped, eager)
     assert_same_trajectory(roomy, eager)
+
+
+@pytest.mark.parametrize("L", [32, 64, 128, 256, 512, 1024])
+def test_deferral_limit_leaves_room_for_the_stretch(L):
+    """A stretch may begin from any number of plastic sites below the limit, with room for as many
+    again joining it (else those steps would add their kernels eagerly, at plastic x N)."""
+    limit = deferral_limit(L)
+    assert 0 < limit and deferred_capacity(L * L, limit) >= 2 * limit + 64
 
 
 def test_deferred_flushes_by_fft_take_the_eager_decisions(monkeypatch):
