@@ -159,7 +159,7 @@ def test_deferral_limit_leaves_room_for_the_stretch(L):
 
 def test_deferred_flushes_by_fft_take_the_eager_decisions(monkeypatch):
     """Flushes adding the pending field with an FFT pair (from 16 pending sites here, as from
-    L = 256 on): the eager trajectory, with stresses that differ in round-off from real-space flushes."""
+    L = 128 on): the eager trajectory, with stresses that differ in round-off from real-space flushes."""
     params, state = ModelParameters(L=32), InitialState.rejuvenated(32, seed=3)
     protocol = ImposedRate(1e-3, strain_end=0.6, n_records=60, snapshot_strains=(0.3, 0.6))
     kernels = simulate(params, state, protocol, seed=8)
