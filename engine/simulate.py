@@ -61,8 +61,8 @@ def flush_fft_limit(L: int) -> int:
     """Number of sites from which a deferred flush adds their field (the pending increments, the
     relaxed sites' bounds) with one FFT pair instead of one kernel each (``deferred.add_field``):
     ``fft_crossover(L)`` from L = 128 on, where a flush of the hundreds of pending sites by kernels
-    costs several FFT pairs (``benchmarks/crossover.py``: runs 0.83-1.01 of their time with kernel flushes at L = 128);
-    never below, where it gained nothing and the kernels are kept."""
+    costs several FFT pairs (``benchmarks/README.md``, crossover section: runs at L = 128 take 0.83-1.01
+    of their time with kernel flushes); never below, where it gained nothing and the kernels are kept."""
     return fft_crossover(L) if L >= 128 else L * L + 1
 
 
