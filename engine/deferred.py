@@ -10,7 +10,8 @@ field G * D to all other sites only at a *flush*.
 The deferred stress of an untracked site i, sum_p G_ip D_p, is at most ``R_i d + margin``
 (``pending_slack``): R_i sums the positive part of G_ip over the pending sites, d = max_p D_p,
 and the margin covers negative increments plus ``tol``, 1e-9 of the stress scale, far above the
-round-off of the sums involved (R itself is kept by adding and subtracting kernels). While
+round-off of the sums involved (R itself is kept by adding and subtracting kernels, or at a
+flush of many sites by one FFT pair, ``add_field``). While
 ``Sigma + s_i + R_i d + margin <= thr_i`` the site is provably below threshold; one failing this
 test is tracked (its exact stress computed) before the switching pass. Every switching decision
 is thus the one plain stepping takes, and every stress the same up to round-off.
@@ -28,7 +29,7 @@ import numpy as np
 from numba import int64, uint64
 
 from .jit import inline, internal
-from .redistribution import redistribute_sparse
+from .redistribution import redistribute_fft, redistribute_sparse
 
 BLOCK = 64
 PAD = 8
@@ -36,7 +37,8 @@ PAD = 8
 
 FLUSH_WORK = 4.0
 """A deferred stretch ends when its tracked-site updates (tracked x plastic per step, summed) exceed
-this many times the cost of an eager real-space step (plastic x N): the flush costs about two."""
+this many times the cost of an eager step, min(plastic, fft_min) x N (``eager_work``: kernels, or
+from ``fft_min`` sites one FFT pair, worth about fft_min kernels): the flush costs about two."""
 
 
 class Deferral(NamedTuple):
@@ -158,12 +160,18 @@ def admit_bounded(s, d, n_t, n_p, plastic_sites, n_plastic, kernel):
 
 
 @inline
-def begin(s, thr, sigma_ext, d, plastic_sites, n_plastic, kernel):
-    """A stretch from the plastic sites, or ``IDLE`` if they do not fit."""
+def eager_work(n_plastic, fft_min, n):
+    """The ``work_limit`` of a stretch from n_plastic sites (``FLUSH_WORK``), in tracked-site updates."""
+    return FLUSH_WORK * min(n_plastic, fft_min) * n
+
+
+@inline
+def begin(s, thr, sigma_ext, d, plastic_sites, n_plastic, fft_min, kernel):
+    """A stretch from the plastic sites, or ``IDLE`` if they do not fit (``fft_min``: ``flush``)."""
     fits, n_t, n_p = admit_bounded(s, d, int64(0), int64(0), plastic_sites, n_plastic, kernel)
     if not fits:
         return IDLE
-    return Stretch(True, n_t, n_p, tolerance(s, thr, sigma_ext), 0, FLUSH_WORK * n_plastic * s.size, False)
+    return Stretch(True, n_t, n_p, tolerance(s, thr, sigma_ext), 0, eager_work(n_plastic, fft_min, s.size), False)
 
 
 @inline
@@ -178,10 +186,27 @@ def admit_new(s, d, stretch, plastic_sites, n_plastic, kernel):
 
 
 @inline
-def flush(s, thr, sigma_ext, d, stretch, plastic, plastic_sites, n_plastic, keep, kernel):
+def add_field(target, sites, values, n_sites, g_tiled, g_hat, fft_min, L, dense, fft):
+    """target += G * v over the first n_sites ``sites`` (``values``: v): their kernels (``g_tiled``),
+    or from ``fft_min`` of them one FFT pair (``g_hat``; ``dense``: (L, L) work array, ``fft``:
+    ``redistribution.FftWork``)."""
+    if n_sites < fft_min:
+        redistribute_sparse(target, sites, values, n_sites, g_tiled, L)
+        return
+    for iy in range(L):
+        for ix in range(L):
+            dense[iy, ix] = 0.0
+    for k in range(n_sites):
+        dense[sites[k] // L, sites[k] % L] = values[k]
+    redistribute_fft(target, dense, g_hat, fft.spectrum, fft.field, fft.axes)
+
+
+@inline
+def flush(s, thr, sigma_ext, d, stretch, plastic, plastic_sites, n_plastic, keep, fft_min, kernel, dense, fft):
     """Add the pending field to the untracked sites and forget every tracked and pending site.
     With ``keep``, go on deferring from the plastic sites alone (R loses the pending sites that
-    relaxed); otherwise, or if they do not fit, the deferral ends (R = 0, ``IDLE``).
+    relaxed); otherwise, or if they do not fit, the deferral ends (R = 0, ``IDLE``). Both sums are
+    made by kernels, or from ``fft_min`` sites by one FFT pair (``add_field``).
     """
     n_t, n_p = stretch.tracked, stretch.pending
     if keep:
@@ -189,9 +214,12 @@ def flush(s, thr, sigma_ext, d, stretch, plastic, plastic_sites, n_plastic, keep
         for p in range(n_p):
             if not plastic[d.pending_sites[p]]:
                 d.new_sites[n_gone] = d.pending_sites[p]
+                d.weights[n_gone] = -1.0
                 n_gone += 1
-        add_bounds(d, n_gone, -1.0, kernel)
-    redistribute_sparse(s, d.pending_sites, d.pending, n_p, kernel.tiled, kernel.L)  # tracked: reset below
+        add_field(d.bound, d.new_sites, d.weights, n_gone, kernel.tiled_positive, kernel.positive_spectrum, fft_min,
+                  kernel.L, dense, fft)  # fmt: skip
+    # the pending field (tracked sites: reset below)
+    add_field(s, d.pending_sites, d.pending, n_p, kernel.tiled, kernel.spectrum, fft_min, kernel.L, dense, fft)
     for t in range(n_t):
         s[d.tracked_sites[t]] = d.exact[t]
         d.tracked_slot[d.tracked_sites[t]] = -1
@@ -205,7 +233,7 @@ def flush(s, thr, sigma_ext, d, stretch, plastic, plastic_sites, n_plastic, keep
         for i in range(uint64(s.size)):
             d.bound[i] = 0.0
         return IDLE
-    return Stretch(True, n_t, n_p, tolerance(s, thr, sigma_ext), 0, FLUSH_WORK * n_plastic * s.size, False)
+    return Stretch(True, n_t, n_p, tolerance(s, thr, sigma_ext), 0, eager_work(n_plastic, fft_min, s.size), False)
 
 
 @inline

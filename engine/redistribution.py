@@ -19,13 +19,16 @@ class Kernel(NamedTuple):
     negative_max: float  # largest -G_ij between distinct sites (>= 0)
     offset: np.ndarray  # (N,) int64: ``tiled_offsets``
     spectrum: np.ndarray  # (L, L // 2 + 1) complex128: rfft2 of G
+    positive_spectrum: np.ndarray  # (L, L // 2 + 1) complex128: rfft2 of max(G, 0)
 
 
 def compiled_kernel(g: np.ndarray) -> Kernel:
     """The ``Kernel`` of the real-space propagator g (L, L), indexed by the separation (dy, dx)."""
     L = g.shape[0]
     g_neg_max = -min(g.ravel()[1:].min(), 0.0)
-    return Kernel(L, tiled_kernel(g), tiled_kernel(np.maximum(g, 0.0)), g_neg_max, tiled_offsets(L), np.fft.rfft2(g))
+    g_pos = np.maximum(g, 0.0)
+    return Kernel(L, tiled_kernel(g), tiled_kernel(g_pos), g_neg_max, tiled_offsets(L), np.fft.rfft2(g),
+                  np.fft.rfft2(g_pos))  # fmt: skip
 
 
 def tiled_kernel(g: np.ndarray) -> np.ndarray:

@@ -20,22 +20,31 @@ from .version import RESULT_FORMAT_VERSION, __version__
 REDISTRIBUTION = ("auto", "deferred", "sparse", "fft")
 
 
+CAPACITY_MAX = 1024
+"""Most pending sites of a deferred stretch at any L (``deferred_capacity``)."""
+
+
 def deferred_capacity(n_sites: int, defer_max: int) -> int:
     """Most pending sites of a deferred stretch (``engine.deferred``); past them it ends early.
     Its kernel matrix reserves this x (n_sites + 8) x 8 bytes of address space (auto: 2 MB at
     L = 32, 15 MB at L = 64, 110 MB at L = 128, 8 kB x n_sites beyond), of which only the part in
     use becomes resident (``deferred.reserved``: no transparent huge pages)."""
-    return min(n_sites, 2 * defer_max + 64, 1024)
+    return min(n_sites, 2 * defer_max + 64, CAPACITY_MAX)
 
 
 def deferral_limit(L: int) -> int:
     """Number of plastic sites below which the deferred redistribution is the fastest.
 
     Empirical rule from ``benchmarks/crossover.py``: none at L = 16 (adding kernels to 256 sites
-    costs less than the bookkeeping), about 3L from L = 32 on (the deferred cost grows about as
-    the square of the plastic sites, the FFT pair's as N log N).
+    costs less than the bookkeeping), about 3L from L = 32 to 128 (the deferred cost grows about
+    as the square of the plastic sites, the FFT pair's as N log N), L from L = 256 on (about even
+    with the FFT pair from ~300 plastic sites at L = 256), and at most 480, so that the pending
+    sites of a stretch (up to twice the plastic ones + 64) fit in ``CAPACITY_MAX``: beyond it the
+    plastic sites would add their kernels eagerly (cost plastic x N).
     """
-    return 0 if L < 32 else 3 * L
+    if L < 32:
+        return 0
+    return 3 * L if L <= 128 else min(L, (CAPACITY_MAX - 64) // 2)
 
 
 def fft_crossover(L: int) -> int:
@@ -48,12 +57,23 @@ def fft_crossover(L: int) -> int:
     return max(48, 4096 // L)
 
 
-def redistribution_limits(L: int, redistribution: str) -> tuple[int, int]:
-    """(fft_min, defer_max) of the time loop for a mode of ``simulate``: FFTs from fft_min plastic
-    sites on, deferral from ``stepping.DEFER_MIN`` up to below defer_max, else kernels added."""
+def flush_fft_limit(L: int) -> int:
+    """Number of sites from which a deferred flush adds their field (the pending increments, the
+    relaxed sites' bounds) with one FFT pair instead of one kernel each (``deferred.add_field``):
+    ``fft_crossover(L)`` from L = 128 on, where a flush of the hundreds of pending sites by kernels
+    costs several FFT pairs (``benchmarks/README.md``, crossover section: runs at L = 128 take 0.83-1.01
+    of their time with kernel flushes); never below, where it gained nothing and the kernels are kept."""
+    return fft_crossover(L) if L >= 128 else L * L + 1
+
+
+def redistribution_limits(L: int, redistribution: str) -> tuple[int, int, int]:
+    """(fft_min, defer_max, flush_fft_min) of the time loop for a mode of ``simulate``: FFTs from
+    fft_min plastic sites on, deferral from ``stepping.DEFER_MIN`` up to below defer_max, else
+    kernels added; a flush of ``"auto"`` uses an FFT pair from flush_fft_min pending sites."""
     n = L * L
     fft_min = {"auto": deferral_limit(L) or fft_crossover(L), "fft": 1}.get(redistribution, n + 1)
-    return fft_min, {"auto": deferral_limit(L), "deferred": n + 1}.get(redistribution, 0)
+    defer_max = {"auto": deferral_limit(L), "deferred": n + 1}.get(redistribution, 0)
+    return fft_min, defer_max, flush_fft_limit(L) if redistribution == "auto" else n + 1
 
 
 def _seed_attrs(seed) -> dict:
@@ -89,8 +109,9 @@ def simulate(
         How the plastic strain increments are propagated: "sparse" adds the real-space kernel of
         every plastic site at every step, "fft" uses an FFT pair at every step, "deferred" defers
         the real-space redistribution (``engine.deferred``) whenever its sites fit (else
-        "sparse"); "auto" defers below ``deferral_limit(L)`` plastic sites and uses FFTs above
-        (below L = 32: adds kernels below ``fft_crossover(L)``, FFTs above). All take the same
+        "sparse"); "auto" defers below ``deferral_limit(L)`` plastic sites (its flushes by FFT
+        from ``flush_fft_limit(L)`` sites) and uses FFTs above (below L = 32: adds kernels below
+        ``fft_crossover(L)``, FFTs above). All take the same
         switching decisions.
     fast_forward : bool
         Jump over purely elastic stretches under imposed rate (identical results).
@@ -125,12 +146,13 @@ def simulate(
     drive = protocol.drive(float(np.mean(stress0)), initial_state.shear_modulus, dt)
     lattice = stepping.lattice(stress0 - np.mean(stress0), initial_state.threshold.ravel())
     kernel = compiled_kernel(real_space_propagator(L, params.kernel, params.normalise_self))
-    fft_min, defer_max = redistribution_limits(L, redistribution)
+    fft_min, defer_max, flush_fft_min = redistribution_limits(L, redistribution)
+    paths = stepping.Paths(fft_min, defer_max, flush_fft_min, fast_forward)
     records, snapshots = stepping.recorders(sched, n)
     work = stepping.work(L)
     outcome = stepping.run(
         lattice, drive, stepping.rates(dt, params.tau, params.tau_pl, params.tau_res), params.thresholds.compiled(),
-        kernel, stepping.Paths(fft_min, defer_max, fast_forward), deferred.deferral(n, deferred_capacity(n, defer_max)),
+        kernel, paths, deferred.deferral(n, deferred_capacity(n, defer_max)),
         work, records, snapshots, sched.n_steps, rng,
     )  # fmt: skip
     if outcome.status != stepping.STATUS_OK:

@@ -62,6 +62,7 @@ class Paths(NamedTuple):
 
     fft_min: int  # FFTs when at least this many sites are plastic
     defer_max: int  # deferral (``deferred``) from DEFER_MIN up to below this many plastic sites
+    flush_fft_min: int  # a deferred flush adds the pending field with an FFT pair from this many pending sites
     fast_forward: bool  # jump over purely elastic steps under imposed rate (bit-identical)
 
 
@@ -273,7 +274,8 @@ def _plastic_step(lat, sigma_ext, n_plastic, drive, dt_tau, kernel, pth, dfr, st
     increments and the stretch."""
     counts = wk.counts[0]
     if not stretch.active and DEFER_MIN <= n_plastic < pth.defer_max:
-        stretch = deferred.begin(lat.s, lat.threshold, sigma_ext, dfr, wk.plastic_sites, n_plastic, kernel)
+        stretch = deferred.begin(lat.s, lat.threshold, sigma_ext, dfr, wk.plastic_sites, n_plastic,
+                                 pth.flush_fft_min, kernel)  # fmt: skip
     if n_plastic >= pth.fft_min:
         sum_d = _fft_increments(lat, sigma_ext, dt_tau, kernel, wk)
         counts.steps_fft += 1
@@ -379,7 +381,7 @@ def run(lat, drive, rts, law, kernel, pth, dfr, wk, records, snapshots, n_steps,
                 or not 0 < n_plastic < pth.defer_max)  # fmt: skip
         if stretch.active and (ends or stretch.work > stretch.work_limit):
             stretch = deferred.flush(s, thr, sigma_ext, dfr, stretch, lat.plastic, wk.plastic_sites, n_plastic,
-                                     not ends, kernel)  # fmt: skip
+                                     not ends, pth.flush_fft_min, kernel, wk.dense_increments, wk.fft)  # fmt: skip
             counts.deferred_flushes += 1
         next_snapshot = _snapshot(snapshots, next_snapshot, step, sigma_ext, lat)
         if step >= n_steps or status != STATUS_OK:

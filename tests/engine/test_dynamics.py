@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from epmsweep.engine import ImposedRate, ImposedStress, InitialState, ModelParameters, simulate
 from epmsweep.engine.redistribution import fft_workspace, redistribute_fft, redistribute_sparse, tiled_kernel
+from epmsweep.engine.simulate import deferral_limit, deferred_capacity
 
 P16 = ModelParameters(L=16)
 
@@ -146,6 +147,30 @@ def test_deferred_stretches_that_outgrow_their_capacity_end_exactly(monkeypatch,
     assert cramped.attrs["deferred_flushes"] > roomy.attrs["deferred_flushes"]
     assert_same_trajectory(cramped, eager)
     assert_same_trajectory(roomy, eager)
+
+
+@pytest.mark.parametrize("L", [32, 64, 128, 256, 512, 1024])
+def test_deferral_limit_leaves_room_for_the_stretch(L):
+    """A stretch may begin from any number of plastic sites below the limit, with room for as many
+    again joining it (else those steps would add their kernels eagerly, at plastic x N)."""
+    limit = deferral_limit(L)
+    assert 0 < limit and deferred_capacity(L * L, limit) >= 2 * limit + 64
+
+
+def test_deferred_flushes_by_fft_take_the_eager_decisions(monkeypatch):
+    """Flushes adding the pending field with an FFT pair (from 16 pending sites here, as from
+    L = 128 on): the eager trajectory, with stresses that differ in round-off from real-space flushes."""
+    params, state = ModelParameters(L=32), InitialState.rejuvenated(32, seed=3)
+    protocol = ImposedRate(1e-3, strain_end=0.6, n_records=60, snapshot_strains=(0.3, 0.6))
+    kernels = simulate(params, state, protocol, seed=8)
+    monkeypatch.setattr(importlib.import_module("epmsweep.engine.simulate"), "flush_fft_limit", lambda L: 16)
+    ffts = simulate(params, state, protocol, seed=8)
+    eager = simulate(params, state, protocol, seed=8, redistribution="sparse")
+    steps = ffts.attrs["steps_deferred"] + ffts.attrs["steps_fft"] + ffts.attrs["steps_sparse"]
+    assert ffts.attrs["steps_deferred"] > 0.5 * steps and ffts.attrs["deferred_flushes"] > 100
+    assert not np.array_equal(ffts.local_stress.values, kernels.local_stress.values)
+    assert_same_trajectory(ffts, eager)
+    assert_same_trajectory(kernels, eager)
 
 
 @pytest.mark.parametrize("shear_rate", [1e-4, 1e-3])
