@@ -8,14 +8,14 @@ paper's values (tau_res = 2, scale = 0.57) and fits tau_res in [1, 5] and the sc
 with 4 replicas per candidate. A study reaches the tolerance (tau_res within 0.3, scale within 0.015)
 at the first evaluation after which its best candidate so far (lowest objective) lies within it.
 CMA-ES has 48 evaluations (the start, then generations of 6); its median and worst over seeds are
-reported. The grid's best is known only once it is complete, so a grid's cost is its size: grids of
-N x N points are run at increasing N (default 9, 13, 17: each has a point within the tolerance of
-the truth) until one's best lies within the tolerance; the grid cost is the size of that grid, or
-more than the largest size if none does (a lower bound). Target: CMA-ES >= 5x fewer evaluations than
-the grid. Order: CMA-ES, the grids, then the random search (63 evaluations), each summary printed as
-soon as its rows are in.
+reported. The grid's best is known only once it is complete, so a grid's cost is its size: grids
+of N x N points are run at increasing N (default 9, 13, 17, 25, 33: each has a point within the
+tolerance of the truth) until one's best lies within the tolerance; the grid cost is the size of
+that grid, or more than the largest size if none does (a lower bound). Target: CMA-ES >= 5x fewer
+evaluations than the grid. Order: CMA-ES, the grids, then the random search (63 evaluations), each
+summary printed as soon as its rows are in.
 
-Run: ``python benchmarks/calibrate.py [--quick] [--grid-points 9,13,17]`` (quick: one seed per
+Run: ``python benchmarks/calibrate.py [--quick] [--grid-points 9,13,17,25,33]`` (quick: one seed per
 sampler, else three).
 """
 
@@ -122,7 +122,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one seed per sampler")
     parser.add_argument(
-        "--grid-points", default="9,13,17", help="grid sizes N per parameter, in order (default 9,13,17)"
+        "--grid-points", default="9,13,17,25,33", help="grid sizes N per parameter, in order (default 9,13,17,25,33)"
     )
     args = parser.parse_args()
     seeds = [3] if args.quick else [3, 4, 5]
