@@ -11,9 +11,9 @@ side of each observable is: ``flow_curve``, the steady stress per rate (``analys
 late half of each run); ``stress_strain``, the stress at the reference strains (linear
 interpolation of each replica's record); ``creep``, the strain at the reference times;
 ``threshold_distribution`` / ``gap_distribution``, the density of the snapshots pooled over
-replicas (``analysis.distributions``) on bins centred on the reference's x (edges midway between
-neighbours, the outer ones as far out as the next inner one), its error from the replicas'
-histograms (standard error of their mean, ddof = 1). Every
+replicas and snapshots (``analysis.distributions``) on bins centred on the reference's x (edges
+midway between neighbours, the outer ones mirrored about the outer centres), its error from the
+replicas' histograms (standard error of their mean, ddof = 1). Every
 candidate runs with the same replica seeds (the run seeds depend on the base seed and the run's
 coordinates only, ``sweep.plan``): common random numbers, so that two candidates differ by their
 parameters and not by the noise of different seeds. A candidate without a value at some point

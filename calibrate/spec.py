@@ -210,7 +210,7 @@ def _references(raw, sweep: dict, base_dir: Path, problems: _Problems) -> tuple[
         if observable.protocol not in sweep:
             problems.add(where, f"a {observable.name} reference needs an {observable.protocol} block (run settings)")
         elif observable.distribution and not _snapshots(sweep[observable.protocol]):
-            problems.add(where, f"a {observable.name} is computed from snapshots of the lattice: give "
+            problems.add(where, f"a {observable.name} reference is computed from snapshots of the lattice: give "
                                 f"{observable.protocol}.snapshot_strains (strains in the steady state)")  # fmt: skip
         weight = _number(desc.get("weight", 1.0), f"{where}.weight", problems)
         if weight is not None and weight <= 0:
