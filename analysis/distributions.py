@@ -6,14 +6,16 @@ import numpy as np
 import xarray as xr
 from epmsweep.engine import InitialState
 from epmsweep.engine.units import STRESS
+from epmsweep.engine.variables import attrs, variable
 
 from .steady_state import REPLICA_DIM, SNAPSHOT_DIMS
 
 FIELD_DIMS = (REPLICA_DIM, *SNAPSHOT_DIMS, "y", "x")
 
 
-def _histogram(values: xr.DataArray, bins: np.ndarray, name: str, units: str) -> xr.Dataset:
-    """Normalised histogram over FIELD_DIMS, keeping every other dimension.
+def _histogram(values: xr.DataArray, bins: np.ndarray, name: str) -> xr.Dataset:
+    """Normalised histogram over FIELD_DIMS, keeping every other dimension; ``name`` is a declared
+    variable (``engine.variables``: ``threshold``, ``gap``), which gives the units.
 
     The density integrates to 1 over ``bins`` (values outside the edges are not counted).
     """
@@ -28,11 +30,12 @@ def _histogram(values: xr.DataArray, bins: np.ndarray, name: str, units: str) ->
     density, mean, count = xr.apply_ufunc(
         hist, stacked, input_core_dims=[["sample"]], output_core_dims=[[name], [], []], vectorize=True,
         dask_gufunc_kwargs={"output_sizes": {name: bins.size - 1}},
-    )
+    )  # fmt: skip
     centres = 0.5 * (bins[1:] + bins[:-1])
+    units = variable(name).units
     out = xr.Dataset(
         {
-            "density": density.assign_attrs(units=f"1 / ({units})", long_name=f"P({name})"),
+            "density": density.assign_attrs(attrs("density", long_name=f"P({name})")),
             "mean": mean.assign_attrs(units=units, long_name=f"mean {name}"),
             "samples": count.assign_attrs(units="1", long_name="number of site values"),
         }
@@ -66,7 +69,7 @@ def threshold_distribution(ds: xr.Dataset, bins: np.ndarray | None = None) -> xr
         ``threshold`` (bin centres) and ``threshold_edges``.
     """
     bins = _default_bins(ds["threshold"]) if bins is None else np.asarray(bins, float)
-    return _histogram(ds["threshold"], bins, "threshold", STRESS)
+    return _histogram(ds["threshold"], bins, "threshold")
 
 
 def gap_distribution(ds: xr.Dataset, bins: np.ndarray | None = None) -> xr.Dataset:
@@ -88,7 +91,7 @@ def gap_distribution(ds: xr.Dataset, bins: np.ndarray | None = None) -> xr.Datas
     """
     gap = (ds["threshold"] - ds["local_stress"]).rename("gap")
     bins = _default_bins(gap) if bins is None else np.asarray(bins, float)
-    return _histogram(gap, bins, "gap", STRESS)
+    return _histogram(gap, bins, "gap")
 
 
 def cumulative_gap(state: InitialState, x: np.ndarray | None = None, stress: float = 0.0) -> xr.DataArray:
@@ -115,4 +118,4 @@ def cumulative_gap(state: InitialState, x: np.ndarray | None = None, stress: flo
     return xr.DataArray(
         c, dims="gap", coords={"gap": ("gap", x, {"units": STRESS, "long_name": "gap"})}, name="cumulative_gap",
         attrs={"units": "1", "long_name": "C(X)", "initial_state": state.name},
-    )
+    )  # fmt: skip

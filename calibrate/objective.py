@@ -9,7 +9,11 @@ so a point counts by how many combined standard errors the model misses it, and 
 a chi-square when the weights are 1 (``Δobjective = 1`` is one sigma for one parameter). The model
 side of each observable is: ``flow_curve``, the steady stress per rate (``analysis.steady_stress``,
 late half of each run); ``stress_strain``, the stress at the reference strains (linear
-interpolation of each replica's record); ``creep``, the strain at the reference times. Every
+interpolation of each replica's record); ``creep``, the strain at the reference times;
+``threshold_distribution`` / ``gap_distribution``, the density of the snapshots pooled over
+replicas and snapshots (``analysis.distributions``) on bins centred on the reference's x (edges
+midway between neighbours, the outer ones mirrored about the outer centres), its error from the
+replicas' histograms (standard error of their mean, ddof = 1). Every
 candidate runs with the same replica seeds (the run seeds depend on the base seed and the run's
 coordinates only, ``sweep.plan``): common random numbers, so that two candidates differ by their
 parameters and not by the noise of different seeds. A candidate without a value at some point
@@ -22,10 +26,32 @@ from collections.abc import Mapping
 
 import numpy as np
 import xarray as xr
-from epmsweep.analysis import steady_stress
-from epmsweep.analysis.steady_state import replica_mean
+from epmsweep.analysis import gap_distribution, steady_stress, threshold_distribution
+from epmsweep.analysis.steady_state import REPLICA_DIM, replica_mean
 
 from .reference import OBSERVABLES, Curve, reference_dataset
+
+HISTOGRAMS = {"threshold": threshold_distribution, "gap": gap_distribution}
+
+
+def bin_edges(centres) -> np.ndarray:
+    """Edges (n + 1,) of the bins of the centres (n,), n >= 2, increasing: midway between neighbours,
+    the outer ones mirrored about the outer centres."""
+    c = np.asarray(centres, float)
+    inner = 0.5 * (c[1:] + c[:-1])
+    return np.concatenate([[2 * c[0] - inner[0]], inner, [2 * c[-1] - inner[-1]]])
+
+
+def _density(run: xr.Dataset, curve: Curve) -> xr.Dataset:
+    """``mean``: the density of the snapshots pooled over replicas on the bins of ``curve.x``;
+    ``err``: the standard error of the replicas' densities; NaN where a replica has none (a failed run)."""
+    histogram, edges = HISTOGRAMS[curve.observable.x], bin_edges(curve.x)
+    pooled = histogram(run, edges)["density"]
+    per_replica = histogram(run.rename({REPLICA_DIM: "replica"}), edges)["density"]
+    stats = replica_mean(per_replica.rename(replica=REPLICA_DIM), "density")
+    complete = stats["density_n"] == run.sizes[REPLICA_DIM]
+    out = xr.Dataset({"mean": pooled.where(complete), "err": stats["density_err"].fillna(0.0)})
+    return out.assign_coords({curve.observable.x: curve.x})
 
 
 def model_curve(groups: Mapping[str, xr.Dataset], curve: Curve) -> xr.Dataset:
@@ -51,6 +77,8 @@ def model_curve(groups: Mapping[str, xr.Dataset], curve: Curve) -> xr.Dataset:
         return xr.Dataset({"mean": steady["stress"], "err": steady["stress_err"].fillna(0.0)})
     primary = {"shear_rate": "shear_rate", "stress": "stress_imposed"}[obs.at]
     run = ds.sel({primary: curve.at})
+    if obs.distribution:
+        return _density(run, curve)
     stats = replica_mean(run[obs.y].interp({obs.x: x}), "mean")
     return xr.Dataset({"mean": stats["mean"], "err": stats["mean_err"].fillna(0.0)})
 

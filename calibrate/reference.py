@@ -2,13 +2,19 @@
 
 An observable is a curve y(x) of one protocol, possibly at one value of that protocol's axis:
 
-============== ============== ============ ======== =====================================
-observable     protocol       x            y        at
-============== ============== ============ ======== =====================================
-flow_curve     imposed_rate   shear_rate   stress   (steady stress per rate)
-stress_strain  imposed_rate   strain       stress   ``shear_rate``
-creep          imposed_stress time         strain   ``stress`` (imposed)
-============== ============== ============ ======== =====================================
+====================== ============== ============ ======== =====================================
+observable             protocol       x            y        at
+====================== ============== ============ ======== =====================================
+flow_curve             imposed_rate   shear_rate   stress   (steady stress per rate)
+stress_strain          imposed_rate   strain       stress   ``shear_rate``
+creep                  imposed_stress time         strain   ``stress`` (imposed)
+threshold_distribution imposed_rate   threshold    density  ``shear_rate`` (snapshots, steady state)
+gap_distribution       imposed_rate   gap          density  ``shear_rate`` (snapshots, steady state)
+====================== ============== ============ ======== =====================================
+
+The distributions are P(sigma_th) and P(x = sigma_th - sigma) of the lattice snapshots (pooled over
+replicas and snapshots, ``analysis.distributions``): ``x`` are the centres of the bins (at least 2),
+``density`` [1 / stress] is normalised over those bins; choose bins where the reference has counts.
 
 A reference file holds ``x``, ``y`` and ``y_err`` (the one-sigma error of ``y``, > 0) under the
 project's variable names (``engine.variables``), each with a ``units`` attribute that pint parses
@@ -41,6 +47,7 @@ class Observable:
     y: str
     at: str | None = None  # key of the reference entry giving the protocol value (shear_rate, stress)
     aliases: tuple[str, ...] = ()  # other names of y (the summary of an assembled sweep)
+    distribution: bool = False  # a histogram of snapshot fields, x the bin centres
 
 
 OBSERVABLES = {
@@ -49,6 +56,10 @@ OBSERVABLES = {
         Observable("flow_curve", "imposed_rate", "shear_rate", "stress", aliases=("steady_stress",)),
         Observable("stress_strain", "imposed_rate", "strain", "stress", at="shear_rate"),
         Observable("creep", "imposed_stress", "time", "strain", at="stress"),
+        Observable(
+            "threshold_distribution", "imposed_rate", "threshold", "density", at="shear_rate", distribution=True
+        ),
+        Observable("gap_distribution", "imposed_rate", "gap", "density", at="shear_rate", distribution=True),
     )
 }
 
@@ -140,7 +151,8 @@ def load_curve(
     """The reference curve in ``path`` (netCDF ``.nc`` or ``.csv``), converted to the project's units.
 
     Raises ReferenceError saying what is wrong: a missing variable or unit, units that do not
-    convert, non-finite values, errors that are not > 0, too few points or repeated x.
+    convert, non-finite values, errors that are not > 0, too few points (2 bins for a distribution)
+    or repeated x.
     """
     path = Path(path)
     if not path.is_file():
@@ -153,8 +165,8 @@ def load_curve(
             raise ReferenceError(f"{vname} must be finite values along {observable.x}")
         values[vname] = data
     x, y, err = values[observable.x], values[observable.y], values[f"{observable.y}_err"]
-    if x.size < 1:
-        raise ReferenceError("has no points")
+    if x.size < (2 if observable.distribution else 1):
+        raise ReferenceError("has no points" if x.size == 0 else "a distribution needs at least 2 bins")
     if np.any(err <= 0):
         raise ReferenceError(f"{observable.y}_err must be > 0 (the objective divides by it)")
     order = np.argsort(x)

@@ -9,7 +9,7 @@ parameters, and three of its own::
     model: {L: 16, tau_pl: 1.0, tau_res: 2.0, thresholds: {shape: 1.5, scale: 0.57}}   # the start
     initial_states:
       rejuvenated: {kind: rejuvenated, shear_modulus: 15.0}
-    imposed_rate: {strain_end: 3.0, n_records: 60}      # the rates come from the references
+    imposed_rate: {strain_end: 3.0, n_records: 60, snapshot_strains: [2.0, 2.5, 3.0]}  # rates: from the references
     imposed_stress: {t_end: 200.0, n_records: 50}       # the stresses too
     parameters:                # model fields, thresholds.*, initial_states.<label>.shear_modulus|shift
       tau_res: {bounds: [1.0, 5.0]}
@@ -19,14 +19,17 @@ parameters, and three of its own::
       flow: {observable: flow_curve, path: flow.nc, weight: 1.0}
       loading: {observable: stress_strain, path: loading.csv, shear_rate: 0.01}
       creep: {observable: creep, path: creep.nc, stress: 0.6, initial_state: rejuvenated}
+      p_gap: {observable: gap_distribution, path: gap.nc, shear_rate: 0.01}
     optimizer: {sampler: cmaes, evaluations: 48, population: 8, seed: 1}
 
 The start of the search is the value of each parameter in ``model`` / ``initial_states`` (the
 engine's default if not given), which must lie within its bounds. Reference paths are relative to
-the file; ``initial_state`` may be left out when there is one. Samplers: ``cmaes`` (CMA-ES from
-the start, step a quarter of each range), ``tpe``, ``random``, and ``grid`` (``grid_points`` per
-parameter, equally spaced, in log where ``log``). Every problem of a file is reported at once
-(``SpecError``).
+the file; ``initial_state`` may be left out when there is one. A ``threshold_distribution`` or
+``gap_distribution`` reference is computed from the lattice snapshots of the imposed-rate runs, so
+it needs ``imposed_rate.snapshot_strains`` (strains in the steady state; every imposed-rate run of a
+candidate records them). Samplers: ``cmaes`` (CMA-ES from the start, step a quarter of each
+range), ``tpe``, ``random``, and ``grid`` (``grid_points`` per parameter, equally spaced, in log
+where ``log``). Every problem of a file is reported at once (``SpecError``).
 """
 
 from __future__ import annotations
@@ -206,6 +209,9 @@ def _references(raw, sweep: dict, base_dir: Path, problems: _Problems) -> tuple[
             continue
         if observable.protocol not in sweep:
             problems.add(where, f"a {observable.name} reference needs an {observable.protocol} block (run settings)")
+        elif observable.distribution and not _snapshots(sweep[observable.protocol]):
+            problems.add(where, f"a {observable.name} reference is computed from snapshots of the lattice: give "
+                                f"{observable.protocol}.snapshot_strains (strains in the steady state)")  # fmt: skip
         weight = _number(desc.get("weight", 1.0), f"{where}.weight", problems)
         if weight is not None and weight <= 0:
             problems.add(f"{where}.weight", f"must be > 0, got {weight}")
@@ -225,11 +231,17 @@ def _references(raw, sweep: dict, base_dir: Path, problems: _Problems) -> tuple[
     return tuple(out)
 
 
+def _snapshots(block) -> bool:
+    """True if a run block asks for snapshots (a non-empty ``snapshot_strains``)."""
+    return isinstance(block, dict) and bool(block.get("snapshot_strains"))  # its form is checked by the sweep parser
+
+
 def _coverage(curves: tuple[Curve, ...], sweep: dict, problems: _Problems) -> None:
-    """The runs reach the end of every transient reference (strain_end, t_end)."""
+    """The runs reach the end of every transient reference (strain_end, t_end); a distribution's
+    snapshots are checked by the sweep parser."""
     for curve in curves:
         block = sweep.get(curve.observable.protocol)
-        if curve.observable.at is None or not isinstance(block, dict):
+        if curve.observable.at is None or curve.observable.distribution or not isinstance(block, dict):
             continue
         end_key = "strain_end" if curve.observable.x == "strain" else "t_end"
         end = block.get(end_key)

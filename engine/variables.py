@@ -97,6 +97,9 @@ VARIABLES = _declare(
     Variable("initial_state", ("initial_state",), None, "initial state", "str"),
     Variable("shear_modulus", ("initial_state",), STRESS, "shear modulus"),
     Variable("completed", (), DIMENSIONLESS, "run completed", "bool"),
+    # distributions of the snapshot fields (analysis.distributions): bins on threshold or gap
+    Variable("gap", ("gap",), STRESS, "local gap"),
+    Variable("density", (), f"1 / ({STRESS})", "probability density"),
 )
 
 PARAMETER_UNITS = {

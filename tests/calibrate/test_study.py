@@ -54,3 +54,19 @@ def test_same_file_and_seed_give_the_same_study(outcome, references, client, tmp
     np.testing.assert_array_equal(again.history["value"], outcome.history["value"])
     np.testing.assert_array_equal(again.history["objective"], outcome.history["objective"])
     assert int(again.history["runs_computed"].sum()) == 0  # every run came from the earlier store
+
+
+def test_tpe_study_runs_end_to_end_and_is_reproducible(references, client, tmp_path):
+    """TPE (start, then 2 batches of 6): same file and seed in two fresh stores give the same history."""
+    folder, refs = references
+    refs = {name: {**ref, "path": str(folder / ref["path"])} for name, ref in refs.items()}
+    path = write_calibration(tmp_path, refs, sampler="tpe", evaluations=13, seed=7)
+    first, again = (calibrate(path, out=tmp_path / out, client=client, progress=False, figures=False) for out in "ab")
+    hist = first.history
+    assert hist.attrs["sampler"] == "tpe" and hist.sizes["candidate"] == 13
+    np.testing.assert_array_equal(again.history["value"], hist["value"])
+    np.testing.assert_array_equal(again.history["objective"], hist["objective"])
+    assert int(again.history["runs_computed"].sum()) == int(hist["runs_computed"].sum()) > 0  # computed afresh
+    values = hist["value"].values
+    assert np.all((values >= [1.0, 0.45]) & (values <= [5.0, 0.75])) and len({tuple(v) for v in values}) == 13
+    assert np.all(np.isfinite(hist["objective"])) and first.best_objective < float(hist.objective.sel(candidate=0))
