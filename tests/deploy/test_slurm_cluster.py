@@ -8,6 +8,7 @@ against the jobs that Slurm itself reports.
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import subprocess
@@ -34,6 +35,9 @@ from deploy_helpers import (
 )
 from epmsweep.engine import InitialState
 from epmsweep.sweep import RunStore, run_sweep
+from epmsweep.sweep.execute import compute_run
+from epmsweep.sweep.plan import make_plan
+from epmsweep.sweep.spec import parse_spec
 from local_slurm import LocalSlurm
 
 
@@ -130,22 +134,39 @@ def test_particle_thresholds_measured_in_slurm_jobs(slurm, numba_cache, tmp_path
     assert measured.shear_modulus == expected.shear_modulus
 
 
-def test_workers_retiring_by_lifetime_lose_nothing(slurm, numba_cache, tmp_path):
-    """Workers live 15 +- 1 s in a sweep of 60 creep runs of about 0.6 s: adaptive scaling (1 to 2 jobs) replaces them.
+def seconds_per_run(spec: dict, n: int = 4) -> float:
+    """Mean seconds of the first ``n`` runs of ``spec`` computed in this process (after one to compile)."""
+    runs = make_plan(parse_spec(spec)).runs[:n]
+    compute_run(runs[0])
+    start = time.perf_counter()
+    for run in runs:
+        compute_run(run)
+    return (time.perf_counter() - start) / len(runs)
 
-    Two jobs at a time compute at most 2 x 16 s before they retire (less after a worker's start), less
-    than the sweep needs (about 36 s, more on a loaded machine), so it
-    completes only if retired workers are replaced; nothing may be lost or computed twice. The driver
-    replaces an ended job after 8 s instead of Dask's 15 s (``distributed.deploy.lost-worker-timeout``),
-    still after the job has ended by itself, to keep the test short.
+
+def test_workers_retiring_by_lifetime_lose_nothing(slurm, numba_cache, tmp_path):
+    """Workers live 8 runs' time (at least 10 s, +- 1 s) in a sweep of 4 lifetimes' work: adaptive scaling
+    (1 to 2 jobs) replaces them.
+
+    A run's time is measured here first (it varies tenfold with the machine's load), and the
+    lifetime and the number of runs follow from it: two jobs at a time compute at most two
+    lifetimes before they retire, half of what the sweep needs, so it completes only if retired
+    workers are replaced; nothing may be lost or computed twice. The driver replaces an ended job
+    after 8 s instead of Dask's 15 s (``distributed.deploy.lost-worker-timeout``), still after the job
+    has ended by itself, to keep the test short.
     """
-    spec = dict(LONG, name="lifetime", replicas=30, imposed_stress={**LONG["imposed_stress"], "t_end": 5000.0})
-    site = settings(tmp_path, numba_cache, "epmsweep-lifetime", **{"lifetime": "15s", "lifetime-stagger": "1s"})
+    base = dict(LONG, name="lifetime", imposed_stress={**LONG["imposed_stress"], "t_end": 5000.0})
+    per_run = seconds_per_run(base)
+    lifetime = max(10.0, 8 * per_run)
+    replicas = min(200, math.ceil(4 * lifetime / per_run / len(base["imposed_stress"]["stress"])))
+    spec = dict(base, replicas=replicas)
+    site = settings(tmp_path, numba_cache, "epmsweep-lifetime",
+                    **{"lifetime": f"{lifetime:.0f}s", "lifetime-stagger": "1s"})  # fmt: skip
     site["distributed"] = {"deploy": {"lost-worker-timeout": "8s"}}
     config = write_spec(tmp_path / "site.yaml", site)
     proc = epmsweep("run", str(write_spec(tmp_path / "lifetime.yaml", spec)), "--cluster", "slurm", "--jobs", "1",
                     "--max-jobs", "2", "--config", str(config), "--out", str(tmp_path / "out"), "--no-progress",
-                    env=slurm.env)
+                    env=slurm.env, timeout=600)  # fmt: skip
     assert proc.returncode == 0, proc.stderr + slurm.logs()
 
     n_runs = spec["replicas"] * len(spec["imposed_stress"]["stress"])
