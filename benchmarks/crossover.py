@@ -102,10 +102,12 @@ def pair_floor(L: int) -> float:
                     np.empty((L, L)), np.arange(2))  # fmt: skip
 
 
-def sheared(params: ModelParameters, state: InitialState, shear_rate: float, strain: float) -> InitialState:
+def sheared(
+    params: ModelParameters, state: InitialState, shear_rate: float, strain: float, seed: int = 0
+) -> InitialState:
     """The maps of ``state`` sheared at ``shear_rate`` up to ``strain``."""
     proto = ImposedRate(shear_rate, strain_end=strain, n_records=2, snapshot_strains=(strain,))
-    ds = simulate(params, state, proto, seed=0)
+    ds = simulate(params, state, proto, seed=seed)
     return InitialState(ds.threshold.values[-1], ds.local_stress.values[-1], state.shear_modulus)
 
 

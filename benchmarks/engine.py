@@ -21,7 +21,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from crossover import pair_floor
+from crossover import pair_floor, sheared
 from epmsweep.engine import ImposedRate, ImposedStress, InitialState, ModelParameters, real_space_propagator, simulate
 
 REPEATS = 3
@@ -62,19 +62,12 @@ def flowing_state(params, shear_rate, stress, seed=0) -> InitialState:
     """A state in flow: maps at the end of an engine run past the transient (beyond L = 128, for
     brevity: sheared at gdot = 1e-2 to strain 0.2, then 100 time units at ``shear_rate``)."""
     state = InitialState.rejuvenated(params.L, seed=seed)
-    if stress is not None:
-        protos = [ImposedStress(stress, t_end=50.0, n_records=4, snapshot_times=(50.0,))]
-    elif params.L <= 128:
-        protos = [ImposedRate(shear_rate, strain_end=0.4, n_records=4, snapshot_strains=(0.4,))]
-    else:
-        protos = [
-            ImposedRate(1e-2, strain_end=0.2, n_records=4, snapshot_strains=(0.2,)),
-            ImposedRate(shear_rate, strain_end=100 * shear_rate, n_records=4, snapshot_strains=(100 * shear_rate,)),
-        ]
-    for proto in protos:
-        ds = simulate(params, state, proto, seed=seed)
-        state = InitialState(ds.threshold.values[-1], ds.local_stress.values[-1], state.shear_modulus)
-    return state
+    if stress is None:
+        if params.L <= 128:
+            return sheared(params, state, shear_rate, 0.4, seed)
+        return sheared(params, sheared(params, state, 1e-2, 0.2, seed), shear_rate, 100 * shear_rate, seed)
+    ds = simulate(params, state, ImposedStress(stress, t_end=50.0, n_records=4, snapshot_times=(50.0,)), seed=seed)
+    return InitialState(ds.threshold.values[-1], ds.local_stress.values[-1], state.shear_modulus)
 
 
 def engine_rate(params, state, shear_rate, stress, n_steps) -> tuple[float, float]:

@@ -103,6 +103,15 @@ def main() -> None:
     for label in STYLE:
         terms = objective_terms(groups[label], curves)
         print(f"  {label:>20}:   " + "  ".join(f"{terms[c.name] / c.x.size:9.2f}" for c in curves))
+    print("first and last points:")
+    for c in curves:
+        models = ", ".join(f"{label} {_ends(model_curve(groups[label], c)['mean'].values)}" for label in STYLE)
+        print(f"  {c.name}: {c.observable.y} at {c.observable.x} = {c.x[0]:g}, {c.x[-1]:g}: particles "
+              f"{_ends(c.y)}, {models}")  # fmt: skip
+
+
+def _ends(values) -> str:
+    return f"{values[0]:.3f} / {values[-1]:.3f}"
 
 
 if __name__ == "__main__":

@@ -49,12 +49,12 @@ DATA = Path(__file__).parent / "data" / "particles"
 
 def run_all(client, n: int, glasses: int, work: Path) -> tuple[dict, dict, list[float]]:
     """Glasses, moduli and particle runs (stored under ``work``): ({(rate, g): ds}, {g: ds}, [mu])."""
-    configs = []
-    for g in range(glasses):
-        path = work / f"glass_{g}.nc"
-        if not path.is_file():
-            client.submit(prepare_glass, n, QUENCH, seed=100 + g, pure=False).result().save(path)
-        configs.append(Configuration.load(path))
+    paths = [work / f"glass_{g}.nc" for g in range(glasses)]
+    missing = {g: client.submit(prepare_glass, n, QUENCH, seed=100 + g, pure=False)
+               for g, path in enumerate(paths) if not path.is_file()}  # fmt: skip
+    for g, future in missing.items():
+        future.result().save(paths[g])
+    configs = [Configuration.load(path) for path in paths]
     moduli = [m for m, _ in client.gather([client.submit(shear_modulus, c, pure=False) for c in configs])]
     jobs = {}
     for g, config in enumerate(configs):
