@@ -29,6 +29,10 @@ class NumericalInstabilityError(FloatingPointError):
     """The stress field became non-finite during a run."""
 
 
+class EndlessAvalancheError(RuntimeError):
+    """An avalanche of a quasistatic run did not end within the protocol's ``max_duration``."""
+
+
 def check_positive(name: str, value: float) -> float:
     """Return ``value`` as a float, or raise ParameterError unless it is finite and > 0."""
     return _check_number(name, value, positive=True)

@@ -1,4 +1,5 @@
-"""Loading protocols: imposed shear rate (stress feedback, Eq. 2) and imposed stress (creep)."""
+"""Loading protocols: imposed shear rate (stress feedback, Eq. 2), imposed stress (creep) and
+quasistatic shear (the gdot -> 0 limit, avalanche by avalanche)."""
 
 from __future__ import annotations
 
@@ -224,8 +225,75 @@ class ImposedStress:
         }
 
 
-Protocol = ImposedRate | ImposedStress
-"""A protocol describes itself: ``name``, ``primary_dim`` (its sweep axis), ``record_dim`` and
-``record_coords`` (the clock of its time series), ``snapshot_dim``, ``series`` and ``scalars``
-(the declared output variables it produces, ``engine.variables``), ``schedule(dt)`` (its record
-steps), ``drive`` (its ``Drive`` of the time loop) and ``clock_values`` (its strain, rate and scalars)."""
+@dataclass(frozen=True)
+class Quasistatic:
+    """Quasistatic shear (gdot -> 0): load exactly to the next threshold crossing, hold the strain.
+
+    Between avalanches the lattice is loaded elastically (Sigma grows by mu per unit strain) until
+    the elastic site nearest to its threshold is just above it; then the strain is held (Eq. 2
+    with gdot = 0: Sigma relaxes by the mean plastic increment) while the stochastic dynamics
+    runs (activation after a tau_pl delay, relaxation, threshold renewal after tau_res) until no
+    site is plastic and none is above threshold: one avalanche. The run ends at ``strain_end``
+    or after ``n_avalanches``: give exactly one. Records are per avalanche.
+
+    Parameters
+    ----------
+    strain_end : float, optional
+        Strain at which the run ends (loading stops there; no avalanche starts beyond it).
+    n_avalanches : int, optional
+        Number of avalanches after which the run ends.
+    snapshot_strains : tuple of float
+        Strains at which the fields are stored (the relaxed state loaded elastically to them);
+        with ``strain_end`` only.
+    max_duration : float
+        Longest avalanche accepted (time units); one lasting longer ends the run with an error.
+    """
+
+    strain_end: float | None = declared(None, gt=0)
+    n_avalanches: int | None = declared(None, ge=1, le=MAX_RECORDS)
+    snapshot_strains: tuple[float, ...] = declared((), ge=0)
+    max_duration: float = declared(1e4, gt=0)
+
+    name = "quasistatic"
+    primary_dim = None
+    record_dim = "avalanche"
+    record_coords = ()
+    snapshot_dim = "snapshot_strain"
+    series = ("strain", "stress_before", "stress_after", "stress_drop", "avalanche_size", "activations",
+              "avalanche_duration")  # fmt: skip
+    scalars = ("peak_stress", "strain_at_peak")
+
+    def __post_init__(self) -> None:
+        check_declared(self)
+        if (self.strain_end is None) == (self.n_avalanches is None):
+            raise ParameterError("strain_end", "give exactly one of strain_end and n_avalanches")
+        if self.snapshot_strains and self.strain_end is None:
+            raise ParameterError("snapshot_strains", "needs strain_end (the strain n_avalanches reach is not known)")
+        if self.strain_end is not None and any(s > self.strain_end for s in self.snapshot_strains):
+            raise ParameterError("snapshot_strains", f"lies beyond the end of the run (strain {self.strain_end:g})")
+
+    def max_steps(self, dt: float) -> int:
+        """Most time steps of one avalanche."""
+        return _n_steps("max_duration", self.max_duration, dt)
+
+    def drive(self, mean_stress: float, shear_modulus: float, dt: float) -> Drive:
+        """Sigma starts at the initial state's mean stress; within an avalanche the strain is held
+        (no load per step, stress feedback on); the loading between avalanches is exact."""
+        return Drive(mean_stress, 0.0, False, shear_modulus)
+
+    def to_attrs(self) -> dict:
+        return {
+            "protocol": self.name,
+            "strain_end": np.nan if self.strain_end is None else self.strain_end,
+            "n_avalanches": -1 if self.n_avalanches is None else self.n_avalanches,
+            "max_duration": self.max_duration,
+        }
+
+
+Protocol = ImposedRate | ImposedStress | Quasistatic
+"""A protocol describes itself: ``name``, ``primary_dim`` (its sweep axis; None for
+``Quasistatic``), ``record_dim`` and ``record_coords`` (the clock of its records), ``snapshot_dim``,
+``series`` and ``scalars`` (the declared output variables it produces, ``engine.variables``) and
+``drive`` (its ``Drive`` of the time loop). The time-stepped protocols also give ``schedule(dt)``
+(their record steps) and ``clock_values`` (their strain, rate and scalars); ``Quasistatic`` runs
+its own loop (``engine.quasistatic``), records per avalanche."""

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timezone
+from typing import NamedTuple
 
 import numpy as np
 import xarray as xr
 
-from . import deferred, stepping
-from .errors import NumericalInstabilityError, ParameterError
+from . import deferred, quasistatic, stepping
+from .errors import EndlessAvalancheError, NumericalInstabilityError, ParameterError
 from .initial_state import InitialState
 from .parameters import ModelParameters
 from .propagator import real_space_propagator
-from .protocols import ImposedRate, ImposedStress, Protocol
-from .redistribution import compiled_kernel
+from .protocols import Drive, ImposedRate, ImposedStress, Protocol, Quasistatic
+from .redistribution import Kernel, compiled_kernel
+from .thresholds import ThresholdLaw
 from .variables import entry
 from .version import RESULT_FORMAT_VERSION, __version__
 
@@ -76,6 +79,78 @@ def redistribution_limits(L: int, redistribution: str) -> tuple[int, int, int]:
     return fft_min, defer_max, flush_fft_limit(L) if redistribution == "auto" else n + 1
 
 
+class _Loop(NamedTuple):
+    """The state of a run's time loop common to every protocol (``stepping``)."""
+
+    lattice: stepping.Lattice
+    drive: Drive
+    rates: stepping.Rates
+    law: ThresholdLaw
+    kernel: Kernel
+    paths: stepping.Paths
+    work: stepping.Work
+
+    def deferral(self) -> deferred.Deferral:
+        n = self.lattice.s.size
+        return deferred.deferral(n, deferred_capacity(n, self.paths.defer_max))
+
+
+NONFINITE = "the stress or the plastic strain became non-finite (NaN or inf)"
+
+
+Recorded = tuple[dict, stepping.Snapshots, np.ndarray]
+"""The values of a run's variables by name, its snapshots and their clock."""
+
+
+def _time_stepped(loop: _Loop, protocol: ImposedRate | ImposedStress, dt: float, rng) -> Recorded:
+    """The records of a time-stepped run (``stepping.run``), its snapshots and their clock."""
+    n = loop.lattice.s.size
+    sched = protocol.schedule(dt)
+    records, snapshots = stepping.recorders(sched, n)
+    outcome = stepping.run(*loop[:6], loop.deferral(), loop.work, records, snapshots, sched.n_steps, rng)
+    if outcome.status != stepping.STATUS_OK:
+        raise NumericalInstabilityError(NONFINITE)
+    time = sched.record_steps * dt
+    values = {
+        "time": time, "stress": records.stress, "plastic_strain": records.plastic_strain,
+        "plastic_fraction": records.n_plastic / n, **protocol.clock_values(time, records.plastic_strain, outcome, dt),
+        protocol.record_dim: sched.record_clock,
+    }  # fmt: skip
+    return values, snapshots, sched.snapshot_clock
+
+
+def _quasistatic(loop: _Loop, protocol: Quasistatic, dt: float, rng) -> Recorded:
+    """The records of a quasistatic run (``quasistatic.shear``), its snapshots and their clock."""
+    n, mu = loop.lattice.s.size, loop.drive.shear_modulus
+    strains = np.asarray(sorted(set(protocol.snapshot_strains)), dtype=float)
+    goal = quasistatic.Goal(
+        math.inf if protocol.strain_end is None else protocol.strain_end,
+        quasistatic.MAX_AVALANCHES if protocol.n_avalanches is None else protocol.n_avalanches,
+        protocol.max_steps(dt), strains,
+    )  # fmt: skip
+    _, snapshots = stepping.recorders(stepping.Schedule(0, np.zeros(0, np.int64), np.zeros(strains.size, np.int64),
+                                                        np.zeros(0), strains), n)  # fmt: skip
+    records, progress = quasistatic.shear(*loop[:6], loop.deferral(), loop.work, goal, snapshots, rng)
+    if progress.status == quasistatic.STATUS_ENDLESS:
+        raise EndlessAvalancheError(
+            f"avalanche {progress.count} (at strain {progress.strain:.6g}) did not end within max_duration = "
+            f"{protocol.max_duration:g} time units: raise max_duration if so long an avalanche is expected"
+        )
+    if progress.status != stepping.STATUS_OK:
+        raise NumericalInstabilityError(NONFINITE)
+    curve = np.concatenate([[loop.drive.start_stress], records.stress_before, [progress.sigma_ext]])
+    strain = np.concatenate([[0.0], records.strain, [progress.strain]])
+    peak = int(np.argmax(curve))
+    values = {
+        "avalanche": np.arange(records.strain.size), "strain": records.strain,
+        "stress_before": records.stress_before, "stress_after": records.stress_after,
+        "stress_drop": records.stress_before - records.stress_after, "avalanche_size": records.increments / mu,
+        "activations": records.activations, "avalanche_duration": records.steps * dt,
+        "peak_stress": curve[peak], "strain_at_peak": strain[peak],
+    }  # fmt: skip
+    return values, snapshots, strains
+
+
 def _seed_attrs(seed) -> dict:
     if isinstance(seed, np.random.SeedSequence):
         return {"seed_entropy": str(seed.entropy), "seed_spawn_key": str(list(seed.spawn_key))}
@@ -132,47 +207,34 @@ def simulate(
         raise ParameterError("params", "must be a ModelParameters")
     if not isinstance(initial_state, InitialState):
         raise ParameterError("initial_state", "must be an InitialState")
-    if not isinstance(protocol, (ImposedRate, ImposedStress)):
-        raise ParameterError("protocol", "must be ImposedRate or ImposedStress")
+    if not isinstance(protocol, (ImposedRate, ImposedStress, Quasistatic)):
+        raise ParameterError("protocol", "must be ImposedRate, ImposedStress or Quasistatic")
     if initial_state.L != params.L:
         raise ParameterError("initial_state", f"is {initial_state.L} x {initial_state.L} but L = {params.L}")
     if redistribution not in REDISTRIBUTION:
         raise ParameterError("redistribution", f"must be one of {REDISTRIBUTION}, got {redistribution!r}")
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
 
-    L, n, dt = params.L, params.n_sites, params.dt
-    sched = protocol.schedule(dt)
+    L, dt = params.L, params.dt
     stress0 = initial_state.stress.ravel()
-    drive = protocol.drive(float(np.mean(stress0)), initial_state.shear_modulus, dt)
-    lattice = stepping.lattice(stress0 - np.mean(stress0), initial_state.threshold.ravel())
-    kernel = compiled_kernel(real_space_propagator(L, params.kernel, params.normalise_self))
-    fft_min, defer_max, flush_fft_min = redistribution_limits(L, redistribution)
-    paths = stepping.Paths(fft_min, defer_max, flush_fft_min, fast_forward)
-    records, snapshots = stepping.recorders(sched, n)
-    work = stepping.work(L)
-    outcome = stepping.run(
-        lattice, drive, stepping.rates(dt, params.tau, params.tau_pl, params.tau_res), params.thresholds.compiled(),
-        kernel, paths, deferred.deferral(n, deferred_capacity(n, defer_max)),
-        work, records, snapshots, sched.n_steps, rng,
+    loop = _Loop(
+        stepping.lattice(stress0 - np.mean(stress0), initial_state.threshold.ravel()),
+        protocol.drive(float(np.mean(stress0)), initial_state.shear_modulus, dt),
+        stepping.rates(dt, params.tau, params.tau_pl, params.tau_res), params.thresholds.compiled(),
+        compiled_kernel(real_space_propagator(L, params.kernel, params.normalise_self)),
+        stepping.Paths(*redistribution_limits(L, redistribution), fast_forward), stepping.work(L),
     )  # fmt: skip
-    if outcome.status != stepping.STATUS_OK:
-        raise NumericalInstabilityError("the stress or the plastic strain became non-finite (NaN or inf)")
-
-    time = sched.record_steps * dt
-    values = {
-        "time": time, "stress": records.stress, "plastic_strain": records.plastic_strain,
-        "plastic_fraction": records.n_plastic / n, **protocol.clock_values(time, records.plastic_strain, outcome, dt),
-    }  # fmt: skip
-    values[protocol.record_dim] = sched.record_clock
+    timed = not isinstance(protocol, Quasistatic)
+    values, snapshots, snapshot_clock = (_time_stepped if timed else _quasistatic)(loop, protocol, dt, rng)
 
     def declare(names) -> dict:
         return {name: entry(name, values[name], protocol) for name in names}
 
     coords = declare((protocol.record_dim, *protocol.record_coords))
     data = declare((*protocol.series, *protocol.scalars))
-    n_snap = sched.snapshot_steps.size
+    n_snap = snapshot_clock.size
     if n_snap:  # no snapshot variables at all when none were asked for
-        values.update({protocol.snapshot_dim: sched.snapshot_clock, "y": np.arange(L), "x": np.arange(L)})
+        values.update({protocol.snapshot_dim: snapshot_clock, "y": np.arange(L), "x": np.arange(L)})
         coords.update(declare((protocol.snapshot_dim, "y", "x")))
         fields = {"local_stress": snapshots.stress, "threshold": snapshots.threshold, "plastic": snapshots.plastic}
         values.update({k: v.reshape(n_snap, L, L) for k, v in fields.items()})
@@ -188,7 +250,7 @@ def simulate(
             **_seed_attrs(seed),
             "redistribution": redistribution,
             "fast_forward": int(fast_forward),
-            **{name: int(work.counts[0][name]) for name in stepping.COUNTS.names},
+            **{name: int(loop.work.counts[0][name]) for name in stepping.COUNTS.names},
             "epmsweep_version": __version__,
             "result_format": RESULT_FORMAT_VERSION,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -46,7 +46,7 @@ class Lattice(NamedTuple):
     s: np.ndarray  # float64: stress fluctuation (zero mean); local stress is Sigma + s
     threshold: np.ndarray  # float64: renewed on plastic -> elastic switches
     plastic: np.ndarray  # uint8: n_i (0 elastic, 1 plastic)
-    clock: np.ndarray  # int64: steps to each site's next switch (``_clock``)
+    clock: np.ndarray  # int64: steps to each site's next switch (``clock``)
 
 
 class Rates(NamedTuple):
@@ -148,7 +148,7 @@ def _sum(s):
 
 
 @inline
-def _any_above(s, thr, sigma_ext):
+def any_above(s, thr, sigma_ext):
     for i in range(uint64(s.size)):
         if sigma_ext + s[i] > thr[i]:
             return True
@@ -159,7 +159,7 @@ MAX_CLOCK = 2**62
 
 
 @inline
-def _clock(rng, dt_over_tau):
+def clock(rng, dt_over_tau):
     """Steps up to and including the first success of per-step trials of probability
     p = 1 - exp(-dt / tau): the geometric law P(K > k) = exp(-k dt / tau), drawn by inversion
     (an exponential waiting time counted in steps). Capped at 2**62."""
@@ -186,15 +186,20 @@ def _record(records, next_record, step, sigma_ext, gpl, strain_norm, n_plastic, 
 
 
 @inline
+def store_snapshot(snapshots, k, sigma_ext, lat):
+    """Store the fields of the lattice at external stress Sigma as snapshot ``k``."""
+    out_stress, out_thr, out_plastic = snapshots.stress[k], snapshots.threshold[k], snapshots.plastic[k]
+    for i in range(lat.s.size):
+        out_stress[i] = sigma_ext + lat.s[i]
+        out_thr[i] = lat.threshold[i]
+        out_plastic[i] = lat.plastic[i]
+
+
+@inline
 def _snapshot(snapshots, next_snapshot, step, sigma_ext, lat):
     """Store the snapshots due at ``step``; returns the next snapshot's index."""
     while next_snapshot < snapshots.steps.size and snapshots.steps[next_snapshot] == step:
-        out_stress, out_thr, out_plastic = (snapshots.stress[next_snapshot], snapshots.threshold[next_snapshot],
-                                            snapshots.plastic[next_snapshot])  # fmt: skip
-        for i in range(lat.s.size):
-            out_stress[i] = sigma_ext + lat.s[i]
-            out_thr[i] = lat.threshold[i]
-            out_plastic[i] = lat.plastic[i]
+        store_snapshot(snapshots, next_snapshot, sigma_ext, lat)
         next_snapshot += 1
     return next_snapshot
 
@@ -300,17 +305,18 @@ and only a block holding an event is scanned site by site."""
 
 @inline
 def _switch(lat, sigma_ext, n_plastic, rts, law, wk, rng):
-    """One switching phase; returns the new number of plastic sites (listed in ``wk.plastic_sites``).
+    """One switching phase; returns the new number of plastic sites (listed in ``wk.plastic_sites``)
+    and the number of sites activated.
 
     Rather than one Bernoulli draw per site and step, each site carries a clock: the number of
     trials until its next switch, drawn from the geometric law of the per-step probability
-    1 - exp(-dt / tau_x) (``_clock``). An elastic site's clock counts the steps it still has to
+    1 - exp(-dt / tau_x) (``clock``). An elastic site's clock counts the steps it still has to
     spend above threshold before it activates (dt / tau_pl); a plastic site's, the steps before
     it relaxes (dt / tau_res) and draws a new threshold. The per-step trials being independent,
     the switching times have exactly the law of step-by-step draws, at a few draws per event. A
     site that switches in this phase does not switch back in it.
     """
-    s, thr, plastic, clock = lat.s, lat.threshold, lat.plastic, lat.clock
+    s, thr, plastic, clocks = lat.s, lat.threshold, lat.plastic, lat.clock
     plist, activated = wk.plastic_sites, wk.activated
     n = uint64(s.size)
     n_relaxed, n_new = 0, 0
@@ -318,22 +324,22 @@ def _switch(lat, sigma_ext, n_plastic, rts, law, wk, rng):
         stop = min(start + uint64(SWITCH_BLOCK), n)
         events = 0
         for i in range(start, stop):  # the clocks that run tick (unsigned i: vectorised)
-            clock[i] -= plastic[i] | (sigma_ext + s[i] > thr[i])
-            events += clock[i] == 0
+            clocks[i] -= plastic[i] | (sigma_ext + s[i] > thr[i])
+            events += clocks[i] == 0
         if events == 0:
             continue
         for i in range(start, stop):
-            if clock[i] != 0:
+            if clocks[i] != 0:
                 continue
             if plastic[i]:
                 plastic[i] = 0
                 thr[i] = quantile(rng.random(), law)
-                clock[i] = _clock(rng, rts.activation)
+                clocks[i] = clock(rng, rts.activation)
                 n_relaxed += 1
             else:
                 activated[n_new] = i
                 n_new += 1
-                clock[i] = _clock(rng, rts.relaxation)
+                clocks[i] = clock(rng, rts.relaxation)
     kept = n_plastic
     if n_relaxed:
         kept = 0
@@ -344,7 +350,51 @@ def _switch(lat, sigma_ext, n_plastic, rts, law, wk, rng):
     for k in range(n_new):
         plastic[activated[k]] = 1
         plist[kept + k] = activated[k]
-    return kept + n_new
+    return kept + n_new, n_new
+
+
+# --- one step and its flush -----------------------------------------------------------------------
+
+
+@inline
+def step_once(lat, sigma_ext, n_plastic, drive, rts, law, kernel, pth, dfr, stretch, wk, rng):
+    """One time step: the plastic step (or the drive alone), then switching with the updated
+    stresses (exact at every site that may be above threshold). Returns Sigma, the summed
+    increments, the new number of plastic sites, the sites activated and the stretch."""
+    sum_d = 0.0
+    if n_plastic > 0:
+        sigma_ext, sum_d, stretch = _plastic_step(lat, sigma_ext, n_plastic, drive, rts.plastic, kernel, pth, dfr,
+                                                  stretch, wk)  # fmt: skip
+    else:
+        wk.counts[0].steps_elastic += 1
+        if not drive.stress_fixed:
+            sigma_ext = sigma_ext + drive.load
+    if stretch.active:
+        stretch = deferred.track_after_step(lat.s, lat.threshold, dfr, stretch, sigma_ext, kernel)
+    n_plastic, n_new = _switch(lat, sigma_ext, n_plastic, rts, law, wk, rng)
+    if stretch.active:  # the new plastic sites become pending (if they do not fit: flush next step)
+        stretch = deferred.admit_new(lat.s, dfr, stretch, wk.plastic_sites, n_plastic, kernel)
+    return sigma_ext, sum_d, n_plastic, n_new, stretch
+
+
+@inline
+def settle(lat, sigma_ext, n_plastic, exact_due, pth, kernel, dfr, stretch, wk):
+    """Flush a deferred stretch where it ends (``exact_due``: every stress is needed exactly; no
+    site plastic; too many) or where its work limit is passed; returns the stretch."""
+    ends = exact_due or stretch.overflow or not 0 < n_plastic < pth.defer_max
+    if stretch.active and (ends or stretch.work > stretch.work_limit):
+        stretch = deferred.flush(lat.s, lat.threshold, sigma_ext, dfr, stretch, lat.plastic, wk.plastic_sites,
+                                 n_plastic, not ends, pth.flush_fft_min, kernel, wk.dense_increments,
+                                 wk.fft)  # fmt: skip
+        wk.counts[0].deferred_flushes += 1
+    return stretch
+
+
+@inline
+def start_clocks(lat, rts, rng):
+    """Draw every site's clock anew: time to relaxation for plastic sites, to activation for elastic ones."""
+    for i in range(lat.s.size):
+        lat.clock[i] = clock(rng, rts.relaxation if lat.plastic[i] else rts.activation)
 
 
 # --- the loop -----------------------------------------------------------------------------------
@@ -365,8 +415,7 @@ def run(lat, drive, rts, law, kernel, pth, dfr, wk, records, snapshots, n_steps,
     counts = wk.counts[0]
     strain_norm = 1.0 / (s.size * drive.shear_modulus)
     n_plastic = _list_plastic(lat.plastic, wk.plastic_sites)
-    for i in range(s.size):
-        lat.clock[i] = _clock(rng, rts.relaxation if lat.plastic[i] else rts.activation)
+    start_clocks(lat, rts, rng)
     sigma_ext, gpl, step = drive.start_stress, 0.0, 0
     peak, peak_step, arrest_step, status = drive.start_stress, 0, -1, STATUS_OK
     next_record, next_snapshot = 0, 0
@@ -377,19 +426,15 @@ def run(lat, drive, rts, law, kernel, pth, dfr, wk, records, snapshots, n_steps,
             peak, peak_step = sigma_ext, step
         next_record, status = _record(records, next_record, step, sigma_ext, gpl, strain_norm, n_plastic, s, status)
         snapshot = next_snapshot < snapshots.steps.size and snapshots.steps[next_snapshot] == step
-        ends = (snapshot or stretch.overflow or step >= n_steps or status != STATUS_OK
-                or not 0 < n_plastic < pth.defer_max)  # fmt: skip
-        if stretch.active and (ends or stretch.work > stretch.work_limit):
-            stretch = deferred.flush(s, thr, sigma_ext, dfr, stretch, lat.plastic, wk.plastic_sites, n_plastic,
-                                     not ends, pth.flush_fft_min, kernel, wk.dense_increments, wk.fft)  # fmt: skip
-            counts.deferred_flushes += 1
+        stretch = settle(lat, sigma_ext, n_plastic, snapshot or step >= n_steps or status != STATUS_OK, pth, kernel,
+                         dfr, stretch, wk)  # fmt: skip
         next_snapshot = _snapshot(snapshots, next_snapshot, step, sigma_ext, lat)
         if step >= n_steps or status != STATUS_OK:
             break
 
         if n_plastic == 0:
             if drive.stress_fixed:
-                if not _any_above(s, thr, sigma_ext):
+                if not any_above(s, thr, sigma_ext):
                     arrest_step = step
                     break
             elif pth.fast_forward:
@@ -401,21 +446,9 @@ def run(lat, drive, rts, law, kernel, pth, dfr, wk, records, snapshots, n_steps,
                     continue  # record / snapshot / end at this step, then go on
 
         step += 1
-        if n_plastic > 0:
-            sigma_ext, sum_d, stretch = _plastic_step(lat, sigma_ext, n_plastic, drive, rts.plastic, kernel, pth,
-                                                      dfr, stretch, wk)  # fmt: skip
-            gpl += sum_d
-        else:
-            counts.steps_elastic += 1
-            if not drive.stress_fixed:
-                sigma_ext = sigma_ext + drive.load
-
-        # switching with the updated stresses (exact at every site that may be above threshold)
-        if stretch.active:
-            stretch = deferred.track_after_step(s, thr, dfr, stretch, sigma_ext, kernel)
-        n_plastic = _switch(lat, sigma_ext, n_plastic, rts, law, wk, rng)
-        if stretch.active:  # the new plastic sites become pending (if they do not fit: flush next step)
-            stretch = deferred.admit_new(s, dfr, stretch, wk.plastic_sites, n_plastic, kernel)
+        sigma_ext, sum_d, n_plastic, _, stretch = step_once(lat, sigma_ext, n_plastic, drive, rts, law, kernel, pth,
+                                                            dfr, stretch, wk, rng)  # fmt: skip
+        gpl += sum_d
 
     # an absorbing state is frozen: the remaining records and snapshots are known exactly
     while next_record < records.steps.size:

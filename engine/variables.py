@@ -7,8 +7,8 @@ from here instead of spelling them.
 
 Time series and snapshots are indexed by their protocol's clock: the placeholders ``RECORD`` and
 ``SNAPSHOT`` in the declarations stand for the protocol's ``record_dim`` (``strain`` under
-imposed rate, ``time`` under imposed stress) and ``snapshot_dim`` (``snapshot_strain``,
-``snapshot_time``), see ``Variable.on``.
+imposed rate, ``time`` under imposed stress, ``avalanche`` under quasistatic shear) and
+``snapshot_dim`` (``snapshot_strain``, ``snapshot_time``), see ``Variable.on``.
 """
 
 from __future__ import annotations
@@ -74,6 +74,7 @@ VARIABLES = _declare(
     Variable("time", (RECORD,), TIME, "time"),
     Variable("snapshot_strain", (SNAPSHOT,), DIMENSIONLESS, "strain of the snapshot"),
     Variable("snapshot_time", (SNAPSHOT,), TIME, "time of the snapshot"),
+    Variable("avalanche", (RECORD,), DIMENSIONLESS, "avalanche", "int64"),
     Variable("y", ("y",), DIMENSIONLESS, "lattice row", "int64"),
     Variable("x", ("x",), DIMENSIONLESS, "lattice column", "int64"),
     # time series
@@ -81,6 +82,13 @@ VARIABLES = _declare(
     Variable("strain_rate", (RECORD,), RATE, "strain rate"),
     Variable("plastic_strain", (RECORD,), DIMENSIONLESS, "mean plastic strain"),
     Variable("plastic_fraction", (RECORD,), DIMENSIONLESS, "plastic fraction"),
+    # avalanche records (quasistatic shear): strain and stress at the trigger, then at the end
+    Variable("stress_before", (RECORD,), STRESS, "stress before the avalanche"),
+    Variable("stress_after", (RECORD,), STRESS, "stress after the avalanche"),
+    Variable("stress_drop", (RECORD,), STRESS, "stress drop"),
+    Variable("avalanche_size", (RECORD,), DIMENSIONLESS, "avalanche size"),
+    Variable("activations", (RECORD,), DIMENSIONLESS, "activations", "int64"),
+    Variable("avalanche_duration", (RECORD,), TIME, "avalanche duration"),
     # fields of the snapshots
     Variable("local_stress", (SNAPSHOT, *LATTICE), STRESS, "local stress"),
     Variable("threshold", (SNAPSHOT, *LATTICE), STRESS, "local threshold"),
