@@ -8,17 +8,18 @@ Pure computation: no files except initial states, no Dask. Typical use::
     ds = simulate(p, state, ImposedRate(1e-3, strain_end=5.0), seed=7)
 """
 
-from .errors import NumericalInstabilityError, ParameterError
+from .errors import EndlessAvalancheError, NumericalInstabilityError, ParameterError
 from .initial_state import DEFAULT_SHEAR_MODULUS, InitialState
 from .parameters import ModelParameters
 from .propagator import fourier_propagator, real_space_propagator
-from .protocols import ImposedRate, ImposedStress, Protocol
+from .protocols import ImposedRate, ImposedStress, Protocol, Quasistatic
 from .simulate import deferral_limit, fft_crossover, simulate
 from .thresholds import ThresholdDistribution
 from .version import RESULT_FORMAT_VERSION, __version__
 
 __all__ = [
     "DEFAULT_SHEAR_MODULUS",
+    "EndlessAvalancheError",
     "RESULT_FORMAT_VERSION",
     "ImposedRate",
     "ImposedStress",
@@ -27,6 +28,7 @@ __all__ = [
     "NumericalInstabilityError",
     "ParameterError",
     "Protocol",
+    "Quasistatic",
     "ThresholdDistribution",
     "__version__",
     "deferral_limit",

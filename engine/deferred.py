@@ -58,6 +58,24 @@ class Deferral(NamedTuple):
     weights: np.ndarray  # (n,) float64: +-1 per site of new_sites, for the bounds
 
 
+class Scan(NamedTuple):
+    """The last scan of the untracked sites (``track_uncertain``): each site i was then below
+    threshold by a gap g_i >= ``slack`` (at Sigma ``sigma``, d = ``d_max``, margin ``margin``),
+    with R_i <= ``r_max`` and (g_i - tol) / R_i >= ``ratio``. Until Sigma, d and the margin have
+    grown by more than these allow, no untracked site can be above threshold and no scan is
+    needed (``track_after_step``)."""
+
+    sigma: float
+    d_max: float
+    margin: float
+    slack: float  # -inf: scan at the next step (R changed)
+    r_max: float
+    ratio: float
+
+
+UNSCANNED = Scan(0.0, 0.0, 0.0, -np.inf, 0.0, -np.inf)
+
+
 class Stretch(NamedTuple):
     """The deferred stretch in progress (``active`` False: none)."""
 
@@ -68,9 +86,10 @@ class Stretch(NamedTuple):
     work: int  # tracked-site updates since the last flush
     work_limit: float  # flush when ``work`` exceeds it (``FLUSH_WORK``)
     overflow: bool  # new plastic sites did not fit: flush at the next step
+    scan: Scan
 
 
-IDLE = Stretch(False, 0, 0, 0.0, 0, 0.0, False)
+IDLE = Stretch(False, 0, 0, 0.0, 0, 0.0, False, UNSCANNED)
 
 
 def reserved(size: int) -> np.ndarray:
@@ -171,7 +190,8 @@ def begin(s, thr, sigma_ext, d, plastic_sites, n_plastic, fft_min, kernel):
     fits, n_t, n_p = admit_bounded(s, d, int64(0), int64(0), plastic_sites, n_plastic, kernel)
     if not fits:
         return IDLE
-    return Stretch(True, n_t, n_p, tolerance(s, thr, sigma_ext), 0, eager_work(n_plastic, fft_min, s.size), False)
+    return Stretch(True, n_t, n_p, tolerance(s, thr, sigma_ext), 0, eager_work(n_plastic, fft_min, s.size), False,
+                   UNSCANNED)  # fmt: skip
 
 
 @inline
@@ -181,8 +201,9 @@ def admit_new(s, d, stretch, plastic_sites, n_plastic, kernel):
     fits, n_t, n_p = admit_bounded(s, d, stretch.tracked, stretch.pending, plastic_sites, n_plastic, kernel)
     if not fits:
         return Stretch(True, stretch.tracked, stretch.pending, stretch.tolerance, stretch.work,
-                       stretch.work_limit, True)  # fmt: skip
-    return Stretch(True, n_t, n_p, stretch.tolerance, stretch.work, stretch.work_limit, False)
+                       stretch.work_limit, True, stretch.scan)  # fmt: skip
+    scan = stretch.scan if n_p == stretch.pending else UNSCANNED  # new pending sites: R grew
+    return Stretch(True, n_t, n_p, stretch.tolerance, stretch.work, stretch.work_limit, False, scan)
 
 
 @inline
@@ -233,7 +254,8 @@ def flush(s, thr, sigma_ext, d, stretch, plastic, plastic_sites, n_plastic, keep
         for i in range(uint64(s.size)):
             d.bound[i] = 0.0
         return IDLE
-    return Stretch(True, n_t, n_p, tolerance(s, thr, sigma_ext), 0, eager_work(n_plastic, fft_min, s.size), False)
+    return Stretch(True, n_t, n_p, tolerance(s, thr, sigma_ext), 0, eager_work(n_plastic, fft_min, s.size), False,
+                   UNSCANNED)  # fmt: skip
 
 
 @inline
@@ -296,26 +318,33 @@ def pending_slack(d, n_p, g_neg_max, tol):
 
 
 @internal
-def track_uncertain(s, thr, d, n_t, n_p, sigma_ext, d_max, margin, kernel):
+def track_uncertain(s, thr, d, n_t, n_p, sigma_ext, d_max, margin, tol, kernel):
     """Track the untracked sites not provably below threshold (their deferred part is at most
-    R_i d_max + margin, ``pending_slack``); returns the new number of tracked sites.
+    R_i d_max + margin, ``pending_slack``); returns the new number of tracked sites and the
+    ``Scan`` of the sites left untracked.
 
     Counted block by block without branches (vectorised); only a block holding such a site is
     scanned site by site.
     """
     untracked, bound = d.untracked, d.bound
     n = uint64(s.size)
+    slack, r_max, ratio = np.inf, 0.0, np.inf
     for start in range(uint64(0), n, uint64(BLOCK)):
         stop = min(start + uint64(BLOCK), n)
         found = int64(0)
         for i in range(start, stop):
-            found += untracked[i] & (sigma_ext + s[i] + (bound[i] * d_max + margin) > thr[i])
+            gap = thr[i] - (sigma_ext + s[i] + (bound[i] * d_max + margin))
+            found += untracked[i] & (gap < 0.0)
+            kept = untracked[i] and gap >= 0.0
+            slack = min(slack, gap if kept else np.inf)
+            ratio = min(ratio, (gap - tol) / bound[i] if kept and bound[i] > 0.0 else np.inf)
+            r_max = max(r_max, bound[i])
         if found == 0:
             continue
         for i in range(start, stop):
             if untracked[i] and sigma_ext + s[i] + (bound[i] * d_max + margin) > thr[i]:
                 n_t = track(int64(i), s, d, n_t, n_p, kernel)
-    return n_t
+    return n_t, Scan(sigma_ext, d_max, margin, slack, r_max, ratio)
 
 
 @inline
@@ -324,12 +353,22 @@ def deferred_step(s, d, stretch, plastic_sites, n_plastic, increments, sigma_ext
     sum_d = step_increments(s, d, stretch.tracked, plastic_sites, n_plastic, increments, sigma_ext, dt_tau)
     work = stretch.work + stretch.tracked * n_plastic
     return sum_d, Stretch(True, stretch.tracked, stretch.pending, stretch.tolerance, work, stretch.work_limit,
-                          stretch.overflow)  # fmt: skip
+                          stretch.overflow, stretch.scan)  # fmt: skip
 
 
 @inline
 def track_after_step(s, thr, d, stretch, sigma_ext, kernel):
-    """Track the sites that the drive and the increments may have brought above threshold."""
-    d_max, margin = pending_slack(d, stretch.pending, kernel.negative_max, stretch.tolerance)
-    n_t = track_uncertain(s, thr, d, stretch.tracked, stretch.pending, sigma_ext, d_max, margin, kernel)
-    return Stretch(True, n_t, stretch.pending, stretch.tolerance, stretch.work, stretch.work_limit, stretch.overflow)
+    """Track the sites that the drive and the increments may have brought above threshold: none
+    while the growth since the last scan, of Sigma and the margin (``rise``) and of R_i d, is
+    within what its gaps allow (less the tolerance, far above the round-off of the comparison),
+    else a scan of them all. While Sigma falls (held strain), the bound is site by site
+    (``Scan.ratio``), else through the largest R_i (``Scan.r_max``)."""
+    tol = stretch.tolerance
+    d_max, margin = pending_slack(d, stretch.pending, kernel.negative_max, tol)
+    last = stretch.scan
+    rise, growth_d = (sigma_ext - last.sigma) + (margin - last.margin), max(d_max - last.d_max, 0.0)
+    if (growth_d <= last.ratio) if rise <= 0.0 else (rise + last.r_max * growth_d <= last.slack - tol):
+        return stretch
+    n_t, scan = track_uncertain(s, thr, d, stretch.tracked, stretch.pending, sigma_ext, d_max, margin, tol, kernel)
+    return Stretch(True, n_t, stretch.pending, stretch.tolerance, stretch.work, stretch.work_limit, stretch.overflow,
+                   scan)  # fmt: skip

@@ -176,7 +176,7 @@ def simulate(
         Model parameters; ``params.L`` must match the initial state.
     initial_state : InitialState
         Threshold and stress maps (L, L) and the shear modulus mu.
-    protocol : ImposedRate or ImposedStress
+    protocol : ImposedRate, ImposedStress or Quasistatic
         Drive, run length, recording cadence and snapshot times.
     seed : int, SeedSequence or Generator
         Source of the run's random stream (a Generator is used as given; nothing global).
@@ -201,7 +201,16 @@ def simulate(
         step), ``stress``, ``strain_rate``, ``plastic_strain``, ``plastic_fraction`` indexed by
         ``time``, scalars ``stuck`` (bool), ``arrest_time``. When snapshots are requested, fields
         ``local_stress``, ``threshold``, ``plastic`` (bool) on (``snapshot_strain`` or
-        ``snapshot_time``, ``y``, ``x``). Parameters, seed and versions in ``attrs``.
+        ``snapshot_time``, ``y``, ``x``). Quasistatic: per avalanche (dim ``avalanche``) ``strain``
+        and ``stress_before`` at its trigger, ``stress_after``, ``stress_drop``, ``avalanche_size``
+        (plastic strain summed over sites), ``activations``, ``avalanche_duration`` (from the
+        trigger, activation delays included), scalars ``peak_stress``, ``strain_at_peak``;
+        snapshots on ``snapshot_strain``. Parameters, seed and versions in ``attrs``.
+
+    Raises
+    ------
+    EndlessAvalancheError
+        A quasistatic avalanche outlasted the protocol's ``max_duration``.
     """
     if not isinstance(params, ModelParameters):
         raise ParameterError("params", "must be a ModelParameters")
@@ -222,7 +231,8 @@ def simulate(
         protocol.drive(float(np.mean(stress0)), initial_state.shear_modulus, dt),
         stepping.rates(dt, params.tau, params.tau_pl, params.tau_res), params.thresholds.compiled(),
         compiled_kernel(real_space_propagator(L, params.kernel, params.normalise_self)),
-        stepping.Paths(*redistribution_limits(L, redistribution), fast_forward), stepping.work(L),
+        stepping.Paths(*redistribution_limits(L, redistribution), fast_forward,
+                       1 if isinstance(protocol, Quasistatic) else stepping.DEFER_MIN), stepping.work(L),
     )  # fmt: skip
     timed = not isinstance(protocol, Quasistatic)
     values, snapshots, snapshot_clock = (_time_stepped if timed else _quasistatic)(loop, protocol, dt, rng)

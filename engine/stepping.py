@@ -30,7 +30,10 @@ STATUS_OK, STATUS_NONFINITE = 0, 1
 
 DEFER_MIN = 8
 """A deferred stretch begins with at least this many plastic sites (fewer kernels cost less than
-its bookkeeping, ``benchmarks/crossover.py``); it goes on until none or ``defer_max`` are."""
+its bookkeeping, ``benchmarks/crossover.py``); it goes on until none or ``defer_max`` are. Under
+quasistatic shear, where most steps have one to a few plastic sites between long stretches, it
+begins with one (``Paths.defer_min``): a stretch then costs per step about tracked x plastic sites
+(``deferred.track_after_step``, ``_switch_tracked``), a kernel per plastic site costs N."""
 
 COUNTS = np.dtype([
     ("steps_sparse", np.int64), ("steps_deferred", np.int64), ("deferred_flushes", np.int64),
@@ -61,9 +64,10 @@ class Paths(NamedTuple):
     """Which redistribution a plastic step takes."""
 
     fft_min: int  # FFTs when at least this many sites are plastic
-    defer_max: int  # deferral (``deferred``) from DEFER_MIN up to below this many plastic sites
+    defer_max: int  # deferral (``deferred``) from ``defer_min`` up to below this many plastic sites
     flush_fft_min: int  # a deferred flush adds the pending field with an FFT pair from this many pending sites
     fast_forward: bool  # jump over purely elastic steps under imposed rate (bit-identical)
+    defer_min: int  # DEFER_MIN, or 1 where steps with few plastic sites dominate (``Quasistatic``)
 
 
 class Work(NamedTuple):
@@ -75,6 +79,7 @@ class Work(NamedTuple):
     dense_increments: np.ndarray  # (L, L) float64: the increments of every site, for FFTs
     fft: FftWork
     activated: np.ndarray  # (N,) int64: sites becoming plastic in a switching pass
+    events: np.ndarray  # (N,) int64: sites switching in a pass over the tracked sites, increasing
     candidates: np.ndarray  # (N,) int64: sites that may cross first in a fast-forward
     counts: np.ndarray  # (1,) COUNTS
 
@@ -112,7 +117,7 @@ def work(L: int) -> Work:
     """The ``Work`` of an L x L lattice (counts zero)."""
     n = L * L
     return Work(np.empty(n, np.int64), np.empty(n), np.empty((L, L)), fft_workspace(L),
-                np.empty(n, np.int64), np.empty(n, np.int64), np.zeros(1, COUNTS))  # fmt: skip
+                np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.int64), np.zeros(1, COUNTS))  # fmt: skip
 
 
 def recorders(schedule: Schedule, n: int) -> tuple[Records, Snapshots]:
@@ -278,7 +283,7 @@ def _plastic_step(lat, sigma_ext, n_plastic, drive, dt_tau, kernel, pth, dfr, st
     deferred stretch begins here if they fit), then the drive; returns Sigma, the summed
     increments and the stretch."""
     counts = wk.counts[0]
-    if not stretch.active and DEFER_MIN <= n_plastic < pth.defer_max:
+    if not stretch.active and pth.defer_min <= n_plastic < pth.defer_max:
         stretch = deferred.begin(lat.s, lat.threshold, sigma_ext, dfr, wk.plastic_sites, n_plastic,
                                  pth.flush_fft_min, kernel)  # fmt: skip
     if n_plastic >= pth.fft_min:
@@ -304,6 +309,39 @@ and only a block holding an event is scanned site by site."""
 
 
 @inline
+def _switch_site(i, lat, rts, law, wk, rng, n_relaxed, n_new):
+    """The switch of site i, whose clock ran out: a plastic site relaxes (new threshold, clock to
+    its activation), an elastic one is listed to activate (clock to its relaxation); returns the
+    counts of relaxed and activated sites."""
+    if lat.plastic[i]:
+        lat.plastic[i] = 0
+        lat.threshold[i] = quantile(rng.random(), law)
+        lat.clock[i] = clock(rng, rts.activation)
+        return n_relaxed + 1, n_new
+    wk.activated[n_new] = i
+    lat.clock[i] = clock(rng, rts.relaxation)
+    return n_relaxed, n_new + 1
+
+
+@inline
+def _relist(lat, n_plastic, n_relaxed, n_new, wk):
+    """The plastic sites listed anew after a switching pass: the relaxed ones dropped, the activated
+    ones appended (and made plastic); returns their number."""
+    plastic, plist, activated = lat.plastic, wk.plastic_sites, wk.activated
+    kept = n_plastic
+    if n_relaxed:
+        kept = 0
+        for k in range(n_plastic):
+            if plastic[plist[k]]:
+                plist[kept] = plist[k]
+                kept += 1
+    for k in range(n_new):
+        plastic[activated[k]] = 1
+        plist[kept + k] = activated[k]
+    return kept + n_new
+
+
+@inline
 def _switch(lat, sigma_ext, n_plastic, rts, law, wk, rng):
     """One switching phase; returns the new number of plastic sites (listed in ``wk.plastic_sites``)
     and the number of sites activated.
@@ -317,7 +355,6 @@ def _switch(lat, sigma_ext, n_plastic, rts, law, wk, rng):
     site that switches in this phase does not switch back in it.
     """
     s, thr, plastic, clocks = lat.s, lat.threshold, lat.plastic, lat.clock
-    plist, activated = wk.plastic_sites, wk.activated
     n = uint64(s.size)
     n_relaxed, n_new = 0, 0
     for start in range(uint64(0), n, uint64(SWITCH_BLOCK)):
@@ -329,28 +366,32 @@ def _switch(lat, sigma_ext, n_plastic, rts, law, wk, rng):
         if events == 0:
             continue
         for i in range(start, stop):
-            if clocks[i] != 0:
-                continue
-            if plastic[i]:
-                plastic[i] = 0
-                thr[i] = quantile(rng.random(), law)
-                clocks[i] = clock(rng, rts.activation)
-                n_relaxed += 1
-            else:
-                activated[n_new] = i
-                n_new += 1
-                clocks[i] = clock(rng, rts.relaxation)
-    kept = n_plastic
-    if n_relaxed:
-        kept = 0
-        for k in range(n_plastic):
-            if plastic[plist[k]]:
-                plist[kept] = plist[k]
-                kept += 1
-    for k in range(n_new):
-        plastic[activated[k]] = 1
-        plist[kept + k] = activated[k]
-    return kept + n_new, n_new
+            if clocks[i] == 0:
+                n_relaxed, n_new = _switch_site(i, lat, rts, law, wk, rng, n_relaxed, n_new)
+    return _relist(lat, n_plastic, n_relaxed, n_new, wk), n_new
+
+
+@inline
+def _switch_tracked(lat, sigma_ext, n_plastic, rts, law, wk, rng, sites, n_sites):
+    """``_switch`` during a deferred stretch, over its tracked sites only: every other site is
+    elastic and provably below threshold, so its clock does not run. The sites whose clock runs
+    out switch in increasing order, as in ``_switch`` (the same random draws)."""
+    s, thr, plastic, clocks, events = lat.s, lat.threshold, lat.plastic, lat.clock, wk.events
+    n_events = 0
+    for k in range(n_sites):
+        i = sites[k]
+        clocks[i] -= plastic[i] | (sigma_ext + s[i] > thr[i])
+        if clocks[i] == 0:
+            j = n_events  # insertion in increasing order
+            while j > 0 and events[j - 1] > i:
+                events[j] = events[j - 1]
+                j -= 1
+            events[j] = i
+            n_events += 1
+    n_relaxed, n_new = 0, 0
+    for k in range(n_events):
+        n_relaxed, n_new = _switch_site(events[k], lat, rts, law, wk, rng, n_relaxed, n_new)
+    return _relist(lat, n_plastic, n_relaxed, n_new, wk), n_new
 
 
 # --- one step and its flush -----------------------------------------------------------------------
@@ -371,7 +412,11 @@ def step_once(lat, sigma_ext, n_plastic, drive, rts, law, kernel, pth, dfr, stre
             sigma_ext = sigma_ext + drive.load
     if stretch.active:
         stretch = deferred.track_after_step(lat.s, lat.threshold, dfr, stretch, sigma_ext, kernel)
-    n_plastic, n_new = _switch(lat, sigma_ext, n_plastic, rts, law, wk, rng)
+    if stretch.active:
+        n_plastic, n_new = _switch_tracked(lat, sigma_ext, n_plastic, rts, law, wk, rng, dfr.tracked_sites,
+                                           stretch.tracked)  # fmt: skip
+    else:
+        n_plastic, n_new = _switch(lat, sigma_ext, n_plastic, rts, law, wk, rng)
     if stretch.active:  # the new plastic sites become pending (if they do not fit: flush next step)
         stretch = deferred.admit_new(lat.s, dfr, stretch, wk.plastic_sites, n_plastic, kernel)
     return sigma_ext, sum_d, n_plastic, n_new, stretch

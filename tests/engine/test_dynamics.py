@@ -208,10 +208,10 @@ def test_output_labels_units_and_provenance():
 
 def test_switching_clock_has_the_per_step_law():
     """K = steps to the first success of trials of probability p = 1 - exp(-dt/tau): P(K > k) = (1 - p)^k."""
-    from epmsweep.engine.stepping import _clock
+    from epmsweep.engine.stepping import clock
 
     rng, dt_over_tau, n = np.random.default_rng(0), 0.01, 200_000
-    draws = np.array([_clock(rng, dt_over_tau) for _ in range(n)])
+    draws = np.array([clock(rng, dt_over_tau) for _ in range(n)])
     p = -np.expm1(-dt_over_tau)
     assert draws.min() == 1
     for k in (0, 1, 10, 100, 300):
