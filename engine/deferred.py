@@ -357,18 +357,21 @@ def deferred_step(s, d, stretch, plastic_sites, n_plastic, increments, sigma_ext
 
 
 @inline
-def track_after_step(s, thr, d, stretch, sigma_ext, kernel):
+def track_after_step(s, thr, d, stretch, sigma_ext, horizon, kernel):
     """Track the sites that the drive and the increments may have brought above threshold: none
     while the growth since the last scan, of Sigma and the margin (``rise``) and of R_i d, is
     within what its gaps allow (less the tolerance, far above the round-off of the comparison),
     else a scan of them all. While Sigma falls (held strain), the bound is site by site
-    (``Scan.ratio``), else through the largest R_i (``Scan.r_max``)."""
+    (``Scan.ratio``), else through the largest R_i (``Scan.r_max``). A scan tracks the sites that
+    would be above threshold if d grew by ``horizon`` more (0: only those that may be now), so
+    that the next scan is due after that growth at the earliest."""
     tol = stretch.tolerance
     d_max, margin = pending_slack(d, stretch.pending, kernel.negative_max, tol)
     last = stretch.scan
     rise, growth_d = (sigma_ext - last.sigma) + (margin - last.margin), max(d_max - last.d_max, 0.0)
     if (growth_d <= last.ratio) if rise <= 0.0 else (rise + last.r_max * growth_d <= last.slack - tol):
         return stretch
-    n_t, scan = track_uncertain(s, thr, d, stretch.tracked, stretch.pending, sigma_ext, d_max, margin, tol, kernel)
+    n_t, scan = track_uncertain(s, thr, d, stretch.tracked, stretch.pending, sigma_ext, d_max + horizon, margin, tol,
+                                kernel)  # fmt: skip
     return Stretch(True, n_t, stretch.pending, stretch.tolerance, stretch.work, stretch.work_limit, stretch.overflow,
                    scan)  # fmt: skip

@@ -226,16 +226,16 @@ def simulate(
 
     L, dt = params.L, params.dt
     stress0 = initial_state.stress.ravel()
+    quasi = isinstance(protocol, Quasistatic)  # most steps with one to a few plastic sites
+    defer_min, horizon = (1, stepping.TRACK_HORIZON) if quasi else (stepping.DEFER_MIN, 0.0)
     loop = _Loop(
         stepping.lattice(stress0 - np.mean(stress0), initial_state.threshold.ravel()),
         protocol.drive(float(np.mean(stress0)), initial_state.shear_modulus, dt),
         stepping.rates(dt, params.tau, params.tau_pl, params.tau_res), params.thresholds.compiled(),
         compiled_kernel(real_space_propagator(L, params.kernel, params.normalise_self)),
-        stepping.Paths(*redistribution_limits(L, redistribution), fast_forward,
-                       1 if isinstance(protocol, Quasistatic) else stepping.DEFER_MIN), stepping.work(L),
+        stepping.Paths(*redistribution_limits(L, redistribution), fast_forward, defer_min, horizon), stepping.work(L),
     )  # fmt: skip
-    timed = not isinstance(protocol, Quasistatic)
-    values, snapshots, snapshot_clock = (_time_stepped if timed else _quasistatic)(loop, protocol, dt, rng)
+    values, snapshots, snapshot_clock = (_quasistatic if quasi else _time_stepped)(loop, protocol, dt, rng)
 
     def declare(names) -> dict:
         return {name: entry(name, values[name], protocol) for name in names}

@@ -68,6 +68,7 @@ class Paths(NamedTuple):
     flush_fft_min: int  # a deferred flush adds the pending field with an FFT pair from this many pending sites
     fast_forward: bool  # jump over purely elastic steps under imposed rate (bit-identical)
     defer_min: int  # DEFER_MIN, or 1 where steps with few plastic sites dominate (``Quasistatic``)
+    track_horizon: float  # sites tracked ahead of need (``deferred.track_after_step``): 0 or TRACK_HORIZON
 
 
 class Work(NamedTuple):
@@ -303,6 +304,12 @@ def _plastic_step(lat, sigma_ext, n_plastic, drive, dt_tau, kernel, pth, dfr, st
 
 # --- switching phase ----------------------------------------------------------------------------
 
+TRACK_HORIZON = 0.2
+"""Growth of the pending increments (stress units) that a quasistatic deferred stretch tracks
+sites ahead of (``deferred.track_after_step``): a site is tracked dozens of steps before it
+could cross its threshold, and the untracked ones are scanned that much less often. The
+time-stepped protocols track none ahead (0), which keeps their outputs bit for bit."""
+
 SWITCH_BLOCK = 64
 """Sites per block of the switching pass: clocks tick branch-free (vectorised) within a block,
 and only a block holding an event is scanned site by site."""
@@ -411,7 +418,7 @@ def step_once(lat, sigma_ext, n_plastic, drive, rts, law, kernel, pth, dfr, stre
         if not drive.stress_fixed:
             sigma_ext = sigma_ext + drive.load
     if stretch.active:
-        stretch = deferred.track_after_step(lat.s, lat.threshold, dfr, stretch, sigma_ext, kernel)
+        stretch = deferred.track_after_step(lat.s, lat.threshold, dfr, stretch, sigma_ext, pth.track_horizon, kernel)
     if stretch.active:
         n_plastic, n_new = _switch_tracked(lat, sigma_ext, n_plastic, rts, law, wk, rng, dfr.tracked_sites,
                                            stretch.tracked)  # fmt: skip
