@@ -59,21 +59,17 @@ class Deferral(NamedTuple):
 
 
 class Scan(NamedTuple):
-    """The last scan of the untracked sites (``track_uncertain``): each site i was then below
-    threshold by a gap g_i >= ``slack`` (at Sigma ``sigma``, d = ``d_max``, margin ``margin``),
-    with R_i <= ``r_max`` and (g_i - tol) / R_i >= ``ratio``. Until Sigma, d and the margin have
-    grown by more than these allow, no untracked site can be above threshold and no scan is
-    needed (``track_after_step``)."""
+    """The last scan of the untracked sites by a stretch that tracks ahead (``track_after_step``):
+    at Sigma ``sigma`` and margin ``margin`` each untracked site was below threshold by more than
+    the tolerance even with d = ``d_reach``. While Sigma plus the margin does not rise and d stays
+    below ``d_reach``, no untracked site can be above threshold and no scan is needed."""
 
     sigma: float
-    d_max: float
     margin: float
-    slack: float  # -inf: scan at the next step (R changed)
-    r_max: float
-    ratio: float
+    d_reach: float  # -inf: scan at the next step (none yet, or R changed)
 
 
-UNSCANNED = Scan(0.0, 0.0, 0.0, -np.inf, 0.0, -np.inf)
+UNSCANNED = Scan(0.0, 0.0, -np.inf)
 
 
 class Stretch(NamedTuple):
@@ -318,33 +314,26 @@ def pending_slack(d, n_p, g_neg_max, tol):
 
 
 @internal
-def track_uncertain(s, thr, d, n_t, n_p, sigma_ext, d_max, margin, tol, kernel):
+def track_uncertain(s, thr, d, n_t, n_p, sigma_ext, d_max, margin, kernel):
     """Track the untracked sites not provably below threshold (their deferred part is at most
-    R_i d_max + margin, ``pending_slack``); returns the new number of tracked sites and the
-    ``Scan`` of the sites left untracked.
+    R_i d_max + margin, ``pending_slack``); returns the new number of tracked sites.
 
     Counted block by block without branches (vectorised); only a block holding such a site is
     scanned site by site.
     """
     untracked, bound = d.untracked, d.bound
     n = uint64(s.size)
-    slack, r_max, ratio = np.inf, 0.0, np.inf
     for start in range(uint64(0), n, uint64(BLOCK)):
         stop = min(start + uint64(BLOCK), n)
         found = int64(0)
         for i in range(start, stop):
-            gap = thr[i] - (sigma_ext + s[i] + (bound[i] * d_max + margin))
-            found += untracked[i] & (gap < 0.0)
-            kept = untracked[i] and gap >= 0.0
-            slack = min(slack, gap if kept else np.inf)
-            ratio = min(ratio, (gap - tol) / bound[i] if kept and bound[i] > 0.0 else np.inf)
-            r_max = max(r_max, bound[i])
+            found += untracked[i] & (sigma_ext + s[i] + (bound[i] * d_max + margin) > thr[i])
         if found == 0:
             continue
         for i in range(start, stop):
             if untracked[i] and sigma_ext + s[i] + (bound[i] * d_max + margin) > thr[i]:
                 n_t = track(int64(i), s, d, n_t, n_p, kernel)
-    return n_t, Scan(sigma_ext, d_max, margin, slack, r_max, ratio)
+    return n_t
 
 
 @inline
@@ -358,20 +347,22 @@ def deferred_step(s, d, stretch, plastic_sites, n_plastic, increments, sigma_ext
 
 @inline
 def track_after_step(s, thr, d, stretch, sigma_ext, horizon, kernel):
-    """Track the sites that the drive and the increments may have brought above threshold: none
-    while the growth since the last scan, of Sigma and the margin (``rise``) and of R_i d, is
-    within what its gaps allow (less the tolerance, far above the round-off of the comparison),
-    else a scan of them all. While Sigma falls (held strain), the bound is site by site
-    (``Scan.ratio``), else through the largest R_i (``Scan.r_max``). A scan tracks the sites that
-    would be above threshold if d grew by ``horizon`` more (0: only those that may be now), so
-    that the next scan is due after that growth at the earliest."""
+    """Track the sites that the drive and the increments may have brought above threshold.
+
+    With ``horizon`` > 0 the scan tracks ahead: the sites that would be above threshold, by the
+    tolerance, if d grew by ``horizon`` more; the next scan is then due only once d has grown that
+    much or Sigma plus the margin has risen (``Scan``), which under a held strain, where Sigma
+    falls as sites flow, spares most scans. With 0, every step scans for the sites that may be
+    above threshold now.
+    """
     tol = stretch.tolerance
     d_max, margin = pending_slack(d, stretch.pending, kernel.negative_max, tol)
     last = stretch.scan
-    rise, growth_d = (sigma_ext - last.sigma) + (margin - last.margin), max(d_max - last.d_max, 0.0)
-    if (growth_d <= last.ratio) if rise <= 0.0 else (rise + last.r_max * growth_d <= last.slack - tol):
+    if d_max <= last.d_reach and sigma_ext + margin <= last.sigma + last.margin:
         return stretch
-    n_t, scan = track_uncertain(s, thr, d, stretch.tracked, stretch.pending, sigma_ext, d_max + horizon, margin, tol,
-                                kernel)  # fmt: skip
+    ahead = tol if horizon > 0.0 else 0.0
+    n_t = track_uncertain(s, thr, d, stretch.tracked, stretch.pending, sigma_ext, d_max + horizon, margin + ahead,
+                          kernel)  # fmt: skip
+    scan = Scan(sigma_ext, margin, d_max + horizon) if horizon > 0.0 else UNSCANNED
     return Stretch(True, n_t, stretch.pending, stretch.tolerance, stretch.work, stretch.work_limit, stretch.overflow,
                    scan)  # fmt: skip

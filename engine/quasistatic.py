@@ -7,14 +7,14 @@ Then the strain is held (``Quasistatic.drive``: no load per step, stress feedbac
 steps of ``stepping`` run until no site is plastic and none is above threshold. While no site is
 plastic and some are above threshold, nothing changes but their activation clocks: the loop jumps
 to the first activation (the clocks of the sites above threshold all advance together), so an
-avalanche costs time steps only while some site flows.
+avalanche costs time steps only while some site flows; a deferred stretch goes on through such a
+wait (its tracked sites hold every site that may be above threshold) and ends with the avalanche.
 """
 
 import math
 from typing import NamedTuple
 
 import numpy as np
-from numba import uint64
 
 from .deferred import IDLE
 from .jit import inline, jit
@@ -95,18 +95,23 @@ def _trigger_stress(s, thr, sigma_ext):
 
 
 @inline
-def _wait(lat, sigma_ext):
+def _wait(lat, sigma_ext, sites, n_sites, every):
     """With no site plastic: advance the activation clocks of the sites above threshold to one
-    step before the first activation; returns the steps skipped, or -1 if no site is above."""
+    step before the first activation; returns the steps skipped, or -1 if no site is above. Looks
+    at every site (``every``) or at the first ``n_sites`` of ``sites``, which must hold every
+    site that may be above threshold (the tracked sites of a deferred stretch)."""
     s, thr, clocks = lat.s, lat.threshold, lat.clock
+    n = s.size if every else n_sites
     first = -1
-    for i in range(uint64(s.size)):
+    for k in range(n):
+        i = k if every else sites[k]
         if sigma_ext + s[i] > thr[i] and (first < 0 or clocks[i] < first):
             first = clocks[i]
     if first < 0:
         return -1
     if first > 1:
-        for i in range(uint64(s.size)):
+        for k in range(n):
+            i = k if every else sites[k]
             if sigma_ext + s[i] > thr[i]:
                 clocks[i] -= first - 1
     return first - 1
@@ -145,12 +150,14 @@ def run(lat, drive, rts, law, kernel, pth, dfr, wk, goal, records, snapshots, pr
         # the avalanche, at fixed strain
         total, activations, steps = 0.0, 0, 0
         while True:
-            stretch = settle(lat, sigma_ext, n_plastic, False, pth, kernel, dfr, stretch, wk)
-            if n_plastic == 0:
-                skipped = _wait(lat, sigma_ext)
+            if n_plastic == 0:  # a deferred stretch goes on while sites wait to activate
+                skipped = _wait(lat, sigma_ext, dfr.tracked_sites, stretch.tracked, not stretch.active)
                 if skipped < 0:
+                    stretch = settle(lat, sigma_ext, n_plastic, True, pth, kernel, dfr, stretch, wk)
                     break
                 steps += skipped
+            else:
+                stretch = settle(lat, sigma_ext, n_plastic, False, pth, kernel, dfr, stretch, wk)
             sigma_ext, sum_d, n_plastic, n_new, stretch = step_once(lat, sigma_ext, n_plastic, drive, rts, law,
                                                                     kernel, pth, dfr, stretch, wk, rng)  # fmt: skip
             total += sum_d

@@ -304,7 +304,7 @@ def _plastic_step(lat, sigma_ext, n_plastic, drive, dt_tau, kernel, pth, dfr, st
 
 # --- switching phase ----------------------------------------------------------------------------
 
-TRACK_HORIZON = 0.2
+TRACK_HORIZON = 0.4
 """Growth of the pending increments (stress units) that a quasistatic deferred stretch tracks
 sites ahead of (``deferred.track_after_step``): a site is tracked dozens of steps before it
 could cross its threshold, and the untracked ones are scanned that much less often. The
