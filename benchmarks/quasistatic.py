@@ -21,8 +21,8 @@ from epmsweep.engine import ImposedRate, InitialState, ModelParameters, Quasista
 SHEAR_MODULUS = 1.0
 GOOSE_EPM = {32: 0.0065, 128: 1.26}
 """GooseEPM, seconds per unit strain in steady quasistatic flow (152 k and 12.2 k failures per second)."""
-WINDOW = {32: 2.0, 64: 1.0, 128: 0.25, 256: 0.05, 512: 0.01}
-"""Strain window timed at each L (about a second or more of the quasistatic protocol)."""
+WINDOW = {32: 20.0, 64: 5.0, 128: 1.0, 256: 0.2, 512: 0.02}
+"""Strain window timed at each L (a second or more of the quasistatic protocol at a time)."""
 RATES = (1e-3, 1e-4)
 
 
