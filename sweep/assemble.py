@@ -5,10 +5,13 @@ that they never sit in memory together; time series and scalars gathered first (
 n_records values each) and written once. It goes to a temporary name renamed at the end, so a
 file that exists is complete. Dimensions of a group: ``initial_state``, the protocol's axis
 (``shear_rate`` or ``stress_imposed``), the model-parameter axes (values sorted), ``seed``, then
-the protocol's clock (``strain`` or ``time``) and, when snapshots were taken, ``snapshot_strain``
-or ``snapshot_time``, ``y``, ``x``: every one an index coordinate. Names, units and dims come from
-``engine.variables``. Missing or failed runs are NaN (flags: False) and False in the ``completed``
-mask, never dropped. The root holds the steady-state ``summary`` of the groups, so that
+the protocol's clock (``strain``, ``time`` or ``avalanche``) and, when snapshots were taken,
+``snapshot_strain`` or ``snapshot_time``, ``y``, ``x``: every one an index coordinate. Names, units
+and dims come from ``engine.variables``. Missing or failed runs are NaN (flags: False, integers: -1)
+and False in the ``completed`` mask, never dropped. Quasistatic runs end with different numbers of
+avalanches: the group ``quasistatic`` (no axis of its own) runs ``avalanche`` over 0..n-1 of the
+longest run, pads the others (NaN, -1 for ``activations``; a ``comment`` attribute says so) and
+holds each run's ``n_avalanches``. The root holds the steady-state ``summary`` of the groups, so that
 ``xr.open_dataset(path)`` shows the headline results.
 """
 
@@ -171,8 +174,8 @@ def _coordinate(grp, name: str, dim: str, values) -> None:
 
 
 PADDING = {
-    "f": "runs have different numbers of records: entries beyond a run's n_avalanches are NaN",
-    "i": "runs have different numbers of records: entries beyond a run's n_avalanches are -1",
+    "f": "runs have different numbers of avalanches: entries beyond a run's n_avalanches are NaN",
+    "i": "runs have different numbers of avalanches: entries beyond a run's n_avalanches are -1",
 }
 """The ``comment`` of a ragged group's variables on its record dim, by dtype kind."""
 N_RECORDS = Variable("n_avalanches", (), DIMENSIONLESS, "number of avalanches", "int64")
