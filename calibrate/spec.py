@@ -58,14 +58,15 @@ from epmsweep.sweep.spec import (
 
 from .reference import OBSERVABLES, Curve, ReferenceError, load_curve
 
-SWEEP_KEYS = {"name", "seed", "replicas", "model", "initial_states", "imposed_rate", "imposed_stress"}
+PRIMARY = {name: PROTOCOLS[name][1] for name in sorted({o.protocol for o in OBSERVABLES.values()})}
+"""The protocols the references are computed from, with the argument their rates or stresses set."""
+UNUSED_PROTOCOLS = sorted(set(PROTOCOLS) - set(PRIMARY))
+"""Sweep protocol blocks whose runs no reference uses: refused in a calibration file."""
+SWEEP_KEYS = {"name", "seed", "replicas", "model", "initial_states", *PRIMARY}
 TOP_KEYS = SWEEP_KEYS | {"parameters", "references", "optimizer"}
 STATE_PARAMETERS = ("shear_modulus", "shift")
 SAMPLERS = ("cmaes", "tpe", "random", "grid")
 OPTIMIZER_DEFAULTS = {"sampler": "cmaes", "evaluations": 48, "population": 8, "seed": 0, "grid_points": 5}
-PRIMARY = {"imposed_rate": "shear_rate", "imposed_stress": "stress"}
-UNUSED_PROTOCOLS = sorted(set(PROTOCOLS) - set(PRIMARY))
-"""Sweep protocol blocks whose runs no reference uses: refused in a calibration file."""
 
 
 @dataclass(frozen=True)
@@ -291,9 +292,8 @@ def parse_calibration(path: str | Path | dict, source: str | None = None) -> Cal
         raise SpecError(source, problems.items)
     for protocol in UNUSED_PROTOCOLS:
         if protocol in raw:
-            used = sorted({o.protocol for o in OBSERVABLES.values()})
             problems.add(protocol, f"no calibration reference is computed from {protocol} runs (references use "
-                                   f"{' and '.join(used)} runs): leave the block out")  # fmt: skip
+                                   f"{' and '.join(PRIMARY)} runs): leave the block out")  # fmt: skip
     known = {k: v for k, v in raw.items() if k not in UNUSED_PROTOCOLS}
     _check_keys(known, TOP_KEYS, {"name", "initial_states", "parameters", "references"}, "", problems)
     sweep = {k: v for k, v in raw.items() if k in SWEEP_KEYS}
