@@ -177,6 +177,6 @@ def describe_estimate(plan: Plan, stored: set[str], est: Estimate, cores: int | 
     return [
         f"estimated compute: {cpu / 3600:.3g} core-hours ({_duration(cpu)} of CPU) for the {len(todo)} runs to "
         f"compute; about {_duration(est.wall_seconds(todo, cores))} on {cores} local cores",
-        f"  (cost per step measured on {est.calibrated} of {est.points} parameter points by short real runs, "
-        f"{est.calibration_seconds:.1f} s)",
+        f"  (cost measured on {est.calibrated} of {est.points} parameter points by short real prefixes of their "
+        f"runs, {est.calibration_seconds:.1f} s)",
     ]
