@@ -214,3 +214,15 @@ def test_the_estimate_costs_every_quasistatic_run(swept):
     est = estimate(plan, budget=0.01, max_points=2)
     assert est.points == 4 and est.calibrated == 2
     assert set(est.run_seconds) == {r.key for r in plan.runs} and all(s > 0 for s in est.run_seconds.values())
+
+
+def test_an_endless_avalanche_is_the_run_s_recorded_failure_and_the_group_is_still_written(tmp_path, client):
+    spec = quasistatic_spec(name="endless", replicas=1, axes={},
+                            quasistatic={"strain_end": 0.3, "max_duration": 0.05})  # 5 steps: no avalanche ends
+    with run_sweep(spec, out=tmp_path, client=client, progress=False) as tree:
+        ds = tree["quasistatic"].to_dataset()
+        assert not ds["completed"].any() and (ds["n_avalanches"] == -1).all() and ds.sizes["avalanche"] == 1
+        assert ds["stress_after"].isnull().all() and tree.to_dataset()["quasistatic_flow_stress"].isnull().all()
+    failures = RunStore(tmp_path, "endless").failures()
+    assert len(failures) == 2
+    assert all(f["kind"] == "EndlessAvalancheError" and "max_duration = 0.05" in f["error"] for f in failures.values())
