@@ -29,7 +29,9 @@ the file; ``initial_state`` may be left out when there is one. A ``threshold_dis
 it needs ``imposed_rate.snapshot_strains`` (strains in the steady state; every imposed-rate run of a
 candidate records them). Samplers: ``cmaes`` (CMA-ES from the start, step a quarter of each
 range), ``tpe``, ``random``, and ``grid`` (``grid_points`` per parameter, equally spaced, in log
-where ``log``). Every problem of a file is reported at once (``SpecError``).
+where ``log``). A ``quasistatic`` block is refused: no reference is computed from quasistatic
+runs, so every candidate would compute them for nothing. Every problem of a file is reported at
+once (``SpecError``).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from epmsweep.engine import DEFAULT_SHEAR_MODULUS, ParameterError
 from epmsweep.sweep.spec import (
     MAX_SEED,
     MODEL_FIELDS,
+    PROTOCOLS,
     THRESHOLD_FIELDS,
     Spec,
     SpecError,
@@ -55,12 +58,15 @@ from epmsweep.sweep.spec import (
 
 from .reference import OBSERVABLES, Curve, ReferenceError, load_curve
 
-SWEEP_KEYS = {"name", "seed", "replicas", "model", "initial_states", "imposed_rate", "imposed_stress"}
+PRIMARY = {name: PROTOCOLS[name][1] for name in sorted({o.protocol for o in OBSERVABLES.values()})}
+"""The protocols the references are computed from, with the argument their rates or stresses set."""
+UNUSED_PROTOCOLS = sorted(set(PROTOCOLS) - set(PRIMARY))
+"""Sweep protocol blocks whose runs no reference uses: refused in a calibration file."""
+SWEEP_KEYS = {"name", "seed", "replicas", "model", "initial_states", *PRIMARY}
 TOP_KEYS = SWEEP_KEYS | {"parameters", "references", "optimizer"}
 STATE_PARAMETERS = ("shear_modulus", "shift")
 SAMPLERS = ("cmaes", "tpe", "random", "grid")
 OPTIMIZER_DEFAULTS = {"sampler": "cmaes", "evaluations": 48, "population": 8, "seed": 0, "grid_points": 5}
-PRIMARY = {"imposed_rate": "shear_rate", "imposed_stress": "stress"}
 
 
 @dataclass(frozen=True)
@@ -284,7 +290,12 @@ def parse_calibration(path: str | Path | dict, source: str | None = None) -> Cal
     problems = _Problems()
     if problems.mapping(raw, "<top level>") is None:
         raise SpecError(source, problems.items)
-    _check_keys(raw, TOP_KEYS, {"name", "initial_states", "parameters", "references"}, "", problems)
+    for protocol in UNUSED_PROTOCOLS:
+        if protocol in raw:
+            problems.add(protocol, f"no calibration reference is computed from {protocol} runs (references use "
+                                   f"{' and '.join(PRIMARY)} runs): leave the block out")  # fmt: skip
+    known = {k: v for k, v in raw.items() if k not in UNUSED_PROTOCOLS}
+    _check_keys(known, TOP_KEYS, {"name", "initial_states", "parameters", "references"}, "", problems)
     sweep = {k: v for k, v in raw.items() if k in SWEEP_KEYS}
     for protocol, primary in PRIMARY.items():
         if isinstance(sweep.get(protocol), dict) and primary in sweep[protocol]:

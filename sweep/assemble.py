@@ -5,10 +5,13 @@ that they never sit in memory together; time series and scalars gathered first (
 n_records values each) and written once. It goes to a temporary name renamed at the end, so a
 file that exists is complete. Dimensions of a group: ``initial_state``, the protocol's axis
 (``shear_rate`` or ``stress_imposed``), the model-parameter axes (values sorted), ``seed``, then
-the protocol's clock (``strain`` or ``time``) and, when snapshots were taken, ``snapshot_strain``
-or ``snapshot_time``, ``y``, ``x``: every one an index coordinate. Names, units and dims come from
-``engine.variables``. Missing or failed runs are NaN (flags: False) and False in the ``completed``
-mask, never dropped. The root holds the steady-state ``summary`` of the groups, so that
+the protocol's clock (``strain``, ``time`` or ``avalanche``) and, when snapshots were taken,
+``snapshot_strain`` or ``snapshot_time``, ``y``, ``x``: every one an index coordinate. Names, units
+and dims come from ``engine.variables``. Missing or failed runs are NaN (flags: False, integers: -1)
+and False in the ``completed`` mask, never dropped. Quasistatic runs end with different numbers of
+avalanches: the group ``quasistatic`` (no axis of its own) runs ``avalanche`` over 0..n-1 of the
+longest run, pads the others (NaN, -1 for ``activations``; a ``comment`` attribute says so) and
+holds each run's ``n_avalanches``. The root holds the steady-state ``summary`` of the groups, so that
 ``xr.open_dataset(path)`` shows the headline results.
 """
 
@@ -28,7 +31,8 @@ import numpy as np
 import xarray as xr
 from epmsweep.engine import DEFAULT_SHEAR_MODULUS, ParameterError, __version__
 from epmsweep.engine.files import probe_netcdf
-from epmsweep.engine.variables import coordinate_variable, variable
+from epmsweep.engine.units import DIMENSIONLESS, STRESS
+from epmsweep.engine.variables import Variable, coordinate_variable, variable
 
 from .plan import Plan
 from .settings import setting_seconds
@@ -87,19 +91,31 @@ def _as_index(positions: np.ndarray) -> slice | np.ndarray:
 
 class _GroupLayout:
     """The engine dims of a protocol's group: the union of every run's record and snapshot clocks
-    (identical for all runs unless ``dt`` is an axis) and the largest lattice."""
+    (identical for all runs unless ``dt`` is an axis) and the largest lattice.
+
+    A protocol without a schedule (``Quasistatic``) decides its number of records as it runs: its
+    record clock is an index 0..n-1, grown (``fit``) to the longest run read; the shorter runs are
+    padded (``PADDING``)."""
 
     def __init__(self, runs: list):
         self.protocol = runs[0].protocol_instance()  # fixed arguments are shared by the group
         self.record_dim, self.snapshot_dim = self.protocol.record_dim, self.protocol.snapshot_dim
+        self.ragged = not hasattr(self.protocol, "schedule")
         record_clocks, snapshot_clocks, sizes = [], [], []
         for r in runs:
             params = model_parameters(r.model, r.overrides)
-            schedule = r.protocol_instance().schedule(params.dt)
-            record_clocks.append(schedule.record_clock)
-            snapshot_clocks.append(schedule.snapshot_clock)
+            protocol = r.protocol_instance()
+            if self.ragged:
+                snapshot_clocks.append(np.asarray(protocol.snapshot_strains, dtype=float))
+            else:
+                schedule = protocol.schedule(params.dt)
+                record_clocks.append(schedule.record_clock)
+                snapshot_clocks.append(schedule.snapshot_clock)
             sizes.append(params.L)
-        self.record_clock = np.unique(np.concatenate(record_clocks))
+        if self.ragged:  # the planned count (n_avalanches) until a run holds more
+            self.record_clock = np.arange(getattr(self.protocol, "n_avalanches", None) or 1)
+        else:
+            self.record_clock = np.unique(np.concatenate(record_clocks))
         self.snapshot_clock = np.unique(np.concatenate(snapshot_clocks))
         self.L = max(sizes)
         self.names = [*self.protocol.record_coords, *self.protocol.series, *self.protocol.scalars]
@@ -114,6 +130,18 @@ class _GroupLayout:
 
     def dims(self, name: str) -> tuple[str, ...]:
         return variable(name).on(self.record_dim, self.snapshot_dim)
+
+    def fit(self, variables: dict, buffers: dict[str, np.ndarray]) -> None:
+        """Grow the record clock of a ragged group, and the ``buffers`` on it (padded), to hold a run."""
+        n = variables[self.record_dim][2].size
+        if not self.ragged or n <= self.record_clock.size:
+            return
+        self.record_clock = np.arange(n)
+        for name, data in buffers.items():
+            if self.record_dim in self.dims(name):
+                grown = np.full(data.shape[:-1] + (n,), variable(name).fill_value(), data.dtype)
+                grown[..., : data.shape[-1]] = data
+                buffers[name] = grown
 
     def position(self, variables: dict) -> dict[str, slice | np.ndarray]:
         """Where a run's values go on each engine dim of the group."""
@@ -145,6 +173,15 @@ def _coordinate(grp, name: str, dim: str, values) -> None:
         var[:] = values
 
 
+PADDING = {
+    "f": "runs have different numbers of avalanches: entries beyond a run's n_avalanches are NaN",
+    "i": "runs have different numbers of avalanches: entries beyond a run's n_avalanches are -1",
+}
+"""The ``comment`` of a ragged group's variables on its record dim, by dtype kind."""
+N_RECORDS = Variable("n_avalanches", (), DIMENSIONLESS, "number of avalanches", "int64")
+"""Records of each run of a ragged group (-1: the run is missing)."""
+
+
 def _write_group(root: netCDF4.Dataset, name: str, plan: Plan, store: RunStore, read: Callable) -> xr.Dataset:
     """Write the group of protocol ``name`` from the runs ``read`` returns; returns its series and
     scalars (without the fields) as an in-memory Dataset."""
@@ -154,9 +191,14 @@ def _write_group(root: netCDF4.Dataset, name: str, plan: Plan, store: RunStore, 
     grp = root.createGroup(name)
     for dim in dims:
         grp.createDimension(dim, len(coords[dim][1]))
-    for dim, values in layout.coords.items():
-        grp.createDimension(dim, values.size)
-        _coordinate(grp, dim, dim, values)
+
+    def define_dims(names) -> None:
+        for dim in names:
+            grp.createDimension(dim, layout.coords[dim].size)
+            _coordinate(grp, dim, dim, layout.coords[dim])
+
+    # a ragged group's record dim is defined once every run is read and the longest known
+    define_dims(d for d in layout.coords if not (layout.ragged and d == layout.record_dim))
     for cname, (dim, values) in coords.items():
         _coordinate(grp, cname, dim, values)
     _coordinate(grp, "shear_modulus", "initial_state", [_shear_modulus(s) for s in plan.spec.states])
@@ -169,48 +211,84 @@ def _write_group(root: netCDF4.Dataset, name: str, plan: Plan, store: RunStore, 
     # coordinates that are not dimensions (shear_modulus, zipped axes, the record's other clock), CF-style
     aux = ["shear_modulus", *(c for c in coords if c not in dims)]
     shape = tuple(len(coords[d][1]) for d in dims)
-    sizes = {d: v.size for d, v in layout.coords.items()}
     out_vars, buffers = {}, {}
-    for vname in layout.names:
+
+    def define(vname: str) -> None:
         declared, vdims = variable(vname), layout.dims(vname)
         links = aux + [c for c in layout.protocol.record_coords if c != vname and layout.record_dim in vdims]
         attrs = {**declared.attrs, "coordinates": " ".join(links)}
+        if layout.ragged and layout.record_dim in vdims:
+            attrs["comment"] = PADDING[np.dtype(declared.dtype).kind]
         # fields are streamed, one run a chunk; series and scalars gathered and written once
-        chunks = {"chunksizes": [1] * len(dims) + [sizes[d] for d in vdims]} if vname in FIELDS else {}
+        chunks = {"chunksizes": [1] * len(dims) + [layout.coords[d].size for d in vdims]} if vname in FIELDS else {}
         out_vars[vname] = _create(grp, vname, declared.dtype, dims + vdims, attrs, **chunks, **ASSEMBLY_COMPRESSION)
+
+    for vname in layout.names:
+        if not (layout.ragged and layout.record_dim in layout.dims(vname)):
+            define(vname)
         if vname not in FIELDS:
-            buffers[vname] = np.full(shape + tuple(sizes[d] for d in vdims), declared.fill_value(), declared.dtype)
+            declared = variable(vname)
+            size = tuple(layout.coords[d].size for d in layout.dims(vname))
+            buffers[vname] = np.full(shape + size, declared.fill_value(), declared.dtype)
     completed = np.zeros(shape, bool)
+    counts = np.full(shape, N_RECORDS.fill_value(), N_RECORDS.dtype)
     stored = store.stored_keys()
     present = [r for r in runs if r.key in stored]
     for r, variables in zip(present, read(r.key for r in present), strict=True):
         if variables is None:
             continue
+        layout.fit(variables, buffers)
         position = layout.position(variables)
-        for vname, out in out_vars.items():
+        for vname in layout.names:
             where = r.index + tuple(position[d] for d in layout.dims(vname))
             if vname in buffers:
                 buffers[vname][where] = variables[vname][2]
             else:
-                out[where] = variables[vname][2]
+                out_vars[vname][where] = variables[vname][2]
         completed[r.index] = True
+        counts[r.index] = variables[layout.record_dim][2].size
+    if layout.ragged:
+        define_dims([layout.record_dim])
+        for vname in layout.names:
+            if vname not in out_vars:
+                define(vname)
+        var = _create(grp, N_RECORDS.name, N_RECORDS.dtype, dims, {**N_RECORDS.attrs, "coordinates": " ".join(aux)})
+        var[...] = counts
     for vname, data in buffers.items():
         out_vars[vname][...] = netcdf_values(data, {})[0]
     mask = _create(grp, "completed", "bool", dims, {**variable("completed").attrs, "coordinates": " ".join(aux)})
     mask[...] = completed.astype(np.int8)
     record_coords = {c: (dims + layout.dims(c), buffers.pop(c)) for c in layout.protocol.record_coords}
+    extra = {N_RECORDS.name: (dims, counts)} if layout.ragged else {}
     return xr.Dataset(
-        {v: (dims + layout.dims(v), data) for v, data in buffers.items()} | {"completed": (dims, completed)},
+        {v: (dims + layout.dims(v), data) for v, data in buffers.items()} | extra | {"completed": (dims, completed)},
         coords={**{c: values for c, values in coords.items()}, layout.record_dim: layout.record_clock, **record_coords},
         attrs={"protocol": name},
     )
 
 
+def quasistatic_flow_stress(ds: xr.Dataset, start_fraction: float = 0.5) -> xr.Dataset:
+    """Flow stress of quasistatic runs: per run, the mean of ``stress_after`` over its avalanches
+    triggered at strain >= ``start_fraction`` x the strain of its last trigger (the later half of
+    its strain range), then mean +- sem over seeds.
+
+    ``ds``: a quasistatic group (``strain``, ``stress_after`` on (..., seed, avalanche), NaN-padded;
+    ``completed``). Returns ``flow_stress``, ``flow_stress_err`` [STRESS] and ``flow_stress_n``
+    (replicas used) on the sweep dims without ``seed``."""
+    from epmsweep.analysis.steady_state import completed, replica_mean
+
+    strain = ds["strain"]
+    late = strain >= start_fraction * strain.max("avalanche")
+    per_run = ds["stress_after"].where(late).mean("avalanche").where(completed(ds))
+    return replica_mean(per_run, "flow_stress")
+
+
 def summary(groups: Mapping[str, xr.Dataset]) -> xr.Dataset:
     """The headline results of an assembled sweep, kept at its root: steady stress per shear rate,
-    steady strain rate of the flowing runs and stuck fraction per imposed stress, with errors.
+    steady strain rate of the flowing runs and stuck fraction per imposed stress, quasistatic flow
+    stress (``quasistatic_flow_stress``), with errors.
 
-    ``groups``: the per-protocol Datasets (``imposed_rate``, ``imposed_stress``) of the sweep."""
+    ``groups``: the per-protocol Datasets (``imposed_rate``, ``imposed_stress``, ``quasistatic``) of the sweep."""
     from epmsweep.analysis import steady_strain_rate, steady_stress
 
     parts = []
@@ -221,6 +299,13 @@ def summary(groups: Mapping[str, xr.Dataset]) -> xr.Dataset:
         sr = steady_strain_rate(groups["imposed_stress"])
         names = {"strain_rate": "steady_strain_rate", "strain_rate_err": "steady_strain_rate_err"}
         parts.append(sr[[*names, "stuck_fraction"]].rename(names))
+    if "quasistatic" in groups:
+        qs = quasistatic_flow_stress(groups["quasistatic"])
+        names = {"flow_stress": "quasistatic_flow_stress", "flow_stress_err": "quasistatic_flow_stress_err"}
+        qs = qs[list(names)].rename(names)
+        qs["quasistatic_flow_stress"].attrs = {"units": STRESS, "long_name": "quasistatic flow stress"}
+        qs["quasistatic_flow_stress_err"].attrs = {"units": STRESS, "long_name": "quasistatic flow stress error"}
+        parts.append(qs)
     out = xr.merge(parts, compat="override", combine_attrs="drop_conflicts").drop_attrs(deep=False)
     out = out.drop_vars([c for c in out.coords if c not in out.dims and c != "shear_modulus"])
     for name in out.coords:  # the groups inherit the root's coordinates: same attributes

@@ -3,9 +3,10 @@
 The compute time comes from the engine's cost model (``epmsweep.engine.cost``): one run of every
 parameter point (protocol, initial state, shear rate or stress, model axes; replica 0) is
 calibrated on a short real prefix of itself, and every replica of that point is counted at its
-cost. Above ``max_points`` points, evenly spread points are calibrated and each other point takes
-the cost per step of the calibrated point of the same protocol and lattice size nearest in its
-shear rate or stress, times its own number of steps.
+cost. Above ``max_points`` points, evenly spread points and the first point of every protocol are
+calibrated, and each other point takes the cost per unit of length (time step; avalanche or unit
+strain of a quasistatic run, ``engine.cost.run_length``) of the calibrated point of the same
+protocol and lattice size nearest in its shear rate or stress, times its own length.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 import numpy as np
-from epmsweep.engine.cost import DEFAULT_BUDGET, RunCost, calibrate, warm
+from epmsweep.engine.cost import DEFAULT_BUDGET, RunCost, calibrate, run_length, warm
 
 from .plan import Plan, Run
 from .spec import PRIMARY_DIMS, axis_groups, model_parameters
@@ -31,12 +32,14 @@ class Point:
 
     protocol: str
     runs: tuple[Run, ...]
-    n_steps: int
+    length: float  # in the unit of its protocol (``engine.cost.run_length``)
     L: int
 
     @property
     def primary(self) -> float:
-        return self.runs[0].coords[PRIMARY_DIMS[self.protocol]]
+        """Its value on the protocol's own axis (1 for a protocol without one)."""
+        dim = PRIMARY_DIMS[self.protocol]
+        return self.runs[0].coords[dim] if dim else 1.0
 
 
 @dataclass(frozen=True)
@@ -83,7 +86,7 @@ def points_of(plan: Plan) -> list[Point]:
         first = runs[0]
         params = model_parameters(first.model, first.overrides)
         protocol = first.protocol_instance()
-        points.append(Point(first.protocol, tuple(runs), protocol.schedule(params.dt)[0], params.L))
+        points.append(Point(first.protocol, tuple(runs), run_length(protocol, params.dt)[0], params.L))
     return points
 
 
@@ -105,7 +108,8 @@ def estimate(plan: Plan, *, budget: float = DEFAULT_BUDGET, max_points: int = MA
     """Estimate the CPU time of every run of ``plan`` by calibrating its parameter points (see module doc)."""
     start = time.perf_counter()
     points = points_of(plan)
-    chosen = sorted(set(np.linspace(0, len(points) - 1, min(max_points, len(points))).round().astype(int)))
+    chosen = set(np.linspace(0, len(points) - 1, min(max_points, len(points))).round().astype(int).tolist())
+    chosen = sorted(chosen | {next(i for i, p in enumerate(points) if p.protocol == name) for name in plan.dims})
     warm()
     measured = {i: (points[i], _measure(points[i], budget)) for i in chosen}
     run_seconds = {}
@@ -114,7 +118,7 @@ def estimate(plan: Plan, *, budget: float = DEFAULT_BUDGET, max_points: int = MA
             seconds = measured[i][1].seconds
         else:
             other, cost = _nearest(point, measured)
-            seconds = cost.seconds / max(other.n_steps, 1) * point.n_steps
+            seconds = cost.seconds / other.length * point.length if other.length else cost.seconds
         run_seconds.update({r.key: seconds for r in point.runs})
     return Estimate(run_seconds, len(points), len(measured), time.perf_counter() - start)
 
@@ -137,7 +141,8 @@ def describe(plan: Plan, stored: set[str]) -> list[str]:
     blocks = {}
     groups = axis_groups(spec)
     for name, (_, primary_values) in spec.protocols.items():
-        axes = [("initial_state", [s.label for s in spec.states], ""), (PRIMARY_DIMS[name], primary_values, "")]
+        axes = [("initial_state", [s.label for s in spec.states], "")]
+        axes += [(PRIMARY_DIMS[name], primary_values, "")] if PRIMARY_DIMS[name] else []
         for g in groups:
             zipped = f" (zipped with {', '.join(a.name for a in g[1:])})" if len(g) > 1 else ""
             axes.append((g[0].name, g[0].values, zipped))
@@ -172,6 +177,6 @@ def describe_estimate(plan: Plan, stored: set[str], est: Estimate, cores: int | 
     return [
         f"estimated compute: {cpu / 3600:.3g} core-hours ({_duration(cpu)} of CPU) for the {len(todo)} runs to "
         f"compute; about {_duration(est.wall_seconds(todo, cores))} on {cores} local cores",
-        f"  (cost per step measured on {est.calibrated} of {est.points} parameter points by short real runs, "
-        f"{est.calibration_seconds:.1f} s)",
+        f"  (cost measured on {est.calibrated} of {est.points} parameter points by short real prefixes of their "
+        f"runs, {est.calibration_seconds:.1f} s)",
     ]

@@ -16,14 +16,8 @@ from pathlib import Path
 
 import xarray as xr
 from distributed import Client, as_completed
-from epmsweep.engine import (
-    ImposedRate,
-    InitialState,
-    ModelParameters,
-    NumericalInstabilityError,
-    ParameterError,
-    simulate,
-)
+from epmsweep.engine import EndlessAvalancheError, NumericalInstabilityError, ParameterError, simulate
+from epmsweep.engine.cost import warm as warm_engine
 from epmsweep.engine.errors import InputChangedError
 from tqdm.auto import tqdm
 
@@ -36,7 +30,7 @@ from .store import RunStore, StoreError
 
 IN_FLIGHT_PER_WORKER = 4
 TASK_RETRIES = 2  # for exceptions other than the engine's own (deterministic) errors
-DETERMINISTIC_ERRORS = (ParameterError, NumericalInstabilityError)
+DETERMINISTIC_ERRORS = (ParameterError, NumericalInstabilityError, EndlessAvalancheError)
 INFRASTRUCTURE_ERRORS = (concurrent.futures.CancelledError, OSError, TimeoutError, InputChangedError)
 """Errors that say nothing about the run itself (the scheduler or a connection lost, a result
 cancelled, an input file changed): the run is left pending, never recorded as failed."""
@@ -92,8 +86,8 @@ def compute_run(run: Run) -> tuple[str, xr.Dataset | dict]:
 
 
 def warm_worker() -> str:
-    """Load (or compile into the cache) the engine on a worker before fan-out."""
-    simulate(ModelParameters(L=8), InitialState.rejuvenated(8, seed=0), ImposedRate(1e-2, strain_end=0.01), seed=0)
+    """Load (or compile into the cache) the engine, both loops, on a worker before fan-out."""
+    warm_engine()
     return os.environ.get("NUMBA_CACHE_DIR", "default")
 
 

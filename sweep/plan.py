@@ -101,20 +101,28 @@ def sorted_order(values: tuple) -> list[int]:
     return sorted(range(len(values)), key=lambda i: values[i])
 
 
+def _primary(spec: Spec, name: str) -> list[tuple[str, str, tuple]]:
+    """The protocol's own sweep axis as [(argument, dimension, values)], or [] without one."""
+    _, arg = PROTOCOLS[name]
+    return [(arg, PRIMARY_DIMS[name], spec.protocols[name][1])] if arg else []
+
+
 def _protocol_runs(spec: Spec, name: str) -> Iterator[Run]:
-    fixed, primary_values = spec.protocols[name]
-    _, primary_arg = PROTOCOLS[name]
+    fixed, _ = spec.protocols[name]
+    primary = _primary(spec, name)
     groups = axis_groups(spec)
-    orders = [range(len(spec.states)), sorted_order(primary_values)]
+    orders = [range(len(spec.states)), *(sorted_order(values) for _, _, values in primary)]
     orders += [sorted_order(g[0].values) for g in groups] + [range(spec.replicas)]
     for index in itertools.product(*(range(len(o)) for o in orders)):
-        si, pi, *gis, replica = (o[i] for o, i in zip(orders, index, strict=True))
+        si, *pis, replica = (o[i] for o, i in zip(orders, index, strict=True))
+        pis, gis = pis[: len(primary)], pis[len(primary) :]
         state = spec.states[si]
         overrides = {a.name: a.values[gi] for g, gi in zip(groups, gis, strict=True) for a in g}
-        coords = {"initial_state": state.label, PRIMARY_DIMS[name]: primary_values[pi]}
+        own = {arg: values[pi] for (arg, _, values), pi in zip(primary, pis, strict=True)}
+        coords = {"initial_state": state.label, **{dim: own[arg] for arg, dim, _ in primary}}
         coords.update({k.replace(".", "_"): v for k, v in overrides.items()})
         coords["seed"] = replica
-        kwargs = {primary_arg: primary_values[pi], **fixed}
+        kwargs = {**own, **fixed}
         params = spec.model_parameters(overrides)
         run_fields = {
             "model": {**asdict(params), "thresholds": asdict(params.thresholds)},
@@ -132,11 +140,11 @@ def make_plan(spec: Spec) -> Plan:
     runs, dims, coords = [], {}, {}
     groups = axis_groups(spec)
     for name in spec.protocols:
-        primary = PRIMARY_DIMS[name]
-        dims[name] = ("initial_state", primary, *(g[0].dim for g in groups), "seed")
+        primary = _primary(spec, name)
+        dims[name] = ("initial_state", *(dim for _, dim, _ in primary), *(g[0].dim for g in groups), "seed")
         c = {
             "initial_state": ("initial_state", [s.label for s in spec.states]),
-            primary: (primary, sorted(spec.protocols[name][1])),
+            **{dim: (dim, sorted(values)) for _, dim, values in primary},
             "seed": ("seed", list(range(spec.replicas))),
         }
         for g in groups:

@@ -19,6 +19,9 @@ replicas and the extra axes::
     imposed_stress:
       stress: [0.55, 0.6, 0.7]
       t_end: 1000.0
+    quasistatic:                     # no axis of its own: one run per state, model point and replica
+      strain_end: 2.0                # or n_avalanches: 5000
+      snapshot_strains: [2.0]
     axes:                            # optional model-parameter axes
       tau_res: [1.5, 2.0, 2.5]
       thresholds.shift: [0.0, 0.1, 0.2]
@@ -30,7 +33,8 @@ Values of axes are lists, scalars, ``{linspace: [start, stop, num]}`` or
 
 The keys allowed in ``model``, ``model.thresholds`` and the protocol blocks, which are required,
 their types and bounds are those the engine declares on ``ModelParameters``,
-``ThresholdDistribution``, ``ImposedRate`` and ``ImposedStress`` (``engine.declarations``): a value
+``ThresholdDistribution``, ``ImposedRate``, ``ImposedStress`` and ``Quasistatic``
+(``engine.declarations``), and the rules that tie a protocol's fields together are its own: a value
 is converted to its field's type (a float field gets floats, an integer field integers only).
 Every problem of a file is collected and reported at once.
 """
@@ -52,6 +56,7 @@ from epmsweep.engine import (
     InitialState,
     ModelParameters,
     ParameterError,
+    Quasistatic,
     ThresholdDistribution,
 )
 from epmsweep.engine.declarations import FieldDecl, check_value, fields_of
@@ -64,8 +69,11 @@ from ruamel.yaml.error import YAMLError
 
 from .settings import how_to_raise, setting_bytes, setting_int, setting_seconds
 
-PROTOCOLS = {"imposed_rate": (ImposedRate, "shear_rate"), "imposed_stress": (ImposedStress, "stress")}
-PRIMARY_DIMS = {"imposed_rate": "shear_rate", "imposed_stress": "stress_imposed"}
+PROTOCOLS = {cls.name: (cls, arg) for cls, arg in ((ImposedRate, "shear_rate"), (ImposedStress, "stress"),
+                                                   (Quasistatic, None))}  # fmt: skip
+"""Protocol blocks: name -> (engine protocol, the argument that is its sweep axis; None: no axis of its own)."""
+PRIMARY_DIMS = {name: cls.primary_dim for name, (cls, _) in PROTOCOLS.items()}
+"""The dimension of each protocol's own sweep axis (None for ``quasistatic``)."""
 TOP_KEYS = {"name", "seed", "replicas", "model", "initial_states", "axes", "zip", *PROTOCOLS}
 MODEL_FIELDS = {k: v for k, v in fields_of(ModelParameters).items() if k != "thresholds"}
 THRESHOLD_FIELDS = fields_of(ThresholdDistribution)
@@ -179,7 +187,7 @@ class Spec:
     replicas: int
     model: dict
     states: tuple[StateSpec, ...]
-    protocols: dict  # protocol name -> (fixed keyword arguments, primary axis values)
+    protocols: dict  # protocol name -> (fixed keyword arguments, primary axis values; () without an axis)
     axes: tuple[Axis, ...]
     zip_groups: tuple[tuple[str, ...], ...]
     text: str = field(default="", repr=False)
@@ -404,40 +412,56 @@ def _states(raw, base_dir: Path, sizes: set[int], problems: _Problems) -> tuple[
     return tuple(states)
 
 
-def run_output_bytes(protocol, schedule, L: int) -> int:
-    """Bytes of one run's output: its time series and its snapshots of lattice fields (float64, and
-    booleans as int8), as a worker holds them and the store writes them."""
+def run_output_bytes(protocol, n_records: int, n_snapshots: int, L: int) -> int:
+    """Bytes of one run's output: ``n_records`` records of its series and ``n_snapshots`` snapshots
+    of lattice fields (float64, and booleans as int8), as a worker holds them and the store writes them."""
     per_record = 8 * (len(protocol.series) + len(protocol.record_coords) + 1)
     per_snapshot = sum(
         L * L * (1 if v.dtype == "bool" else np.dtype(v.dtype).itemsize)
         for v in VARIABLES.values()
         if SNAPSHOT in v.dims and set(LATTICE) <= set(v.dims)
     )
-    return per_record * len(schedule.record_steps) + (per_snapshot + 8) * len(schedule.snapshot_steps)
+    return per_record * n_records + (per_snapshot + 8) * n_snapshots
+
+
+def planned_records(protocol, dt: float) -> tuple[int, int]:
+    """(records, snapshots) a run of ``protocol`` writes at time step ``dt``; ParameterError if its
+    schedule is impossible. A quasistatic run to ``strain_end`` counts no records: their number is
+    known when it ends (at 64 bytes an avalanche, ~10^5 avalanches per unit strain at L = 256, far
+    below any limit on the output)."""
+    if hasattr(protocol, "schedule"):  # the time-stepped protocols
+        schedule = protocol.schedule(dt)
+        return len(schedule.record_steps), len(schedule.snapshot_steps)
+    protocol.max_steps(dt)
+    return protocol.n_avalanches or 0, len(set(protocol.snapshot_strains))
 
 
 def _protocol(name: str, raw, dts: set[float], sizes: set[int], problems: _Problems) -> tuple[dict, tuple] | None:
-    """(fixed keyword arguments, primary axis values) of a protocol block, or None (problems recorded)."""
+    """(fixed keyword arguments, primary axis values) of a protocol block, or None (problems recorded);
+    the values are () for a protocol without an axis of its own."""
     cls, primary = PROTOCOLS[name]
     decls = fields_of(cls)
-    fixed = _declared_block(raw, decls, name, problems, skip=(primary,))
-    block = raw if isinstance(raw, dict) else {}
-    if primary not in block:
-        if isinstance(raw, dict):
-            problems.add(f"{name}.{primary}", "is required")
-        return None
-    values = expand_values(block[primary], f"{name}.{primary}", decls[primary], problems)
+    fixed = _declared_block(raw, decls, name, problems, skip=(primary,) if primary else ())
+    values: tuple = ()
+    if primary is not None:
+        block = raw if isinstance(raw, dict) else {}
+        if primary not in block:
+            if isinstance(raw, dict):
+                problems.add(f"{name}.{primary}", "is required")
+            return None
+        values = expand_values(block[primary], f"{name}.{primary}", decls[primary], problems)
     if fixed is None or values is None:
         return None
     ok, max_bytes, largest = True, setting_bytes("max-run-bytes"), max(sizes, default=2)
-    for i, v in enumerate(values):  # rules that tie fields together, and the run's schedule and output size
+    points = [(f"{name}.{primary}[{i}]", {primary: v}) for i, v in enumerate(values)] if primary else [(name, {})]
+    for where, point in points:  # rules that tie fields together, and the run's schedule and output size
         try:
-            proto = cls(**{primary: v}, **fixed)
+            proto = cls(**point, **fixed)
             for dt in sorted(dts):
-                size = run_output_bytes(proto, proto.schedule(dt), largest)
+                size = run_output_bytes(proto, *planned_records(proto, dt), largest)
                 if size > max_bytes:
                     problems.add(
-                        f"{name}.{primary}[{i}]",
+                        where,
                         f"a run would write {format_bytes(size)} (L = {largest}, dt = {dt:g}), more than "
                         f"epmsweep.sweep.max-run-bytes = {format_bytes(max_bytes)}: fewer records or snapshots, "
                         f"or {how_to_raise('max-run-bytes', repr('64 GiB'))}",
@@ -445,8 +469,7 @@ def _protocol(name: str, raw, dts: set[float], sizes: set[int], problems: _Probl
                     ok = False
                     break
         except ParameterError as err:
-            where = f"{name}.{primary}[{i}]" if err.field == primary else f"{name}.{err.field}"
-            problems.add(where, err.reason)
+            problems.add(where if err.field == primary else f"{name}.{err.field}", err.reason)
             ok = False
     return (fixed, values) if ok else None
 
@@ -629,4 +652,5 @@ def axis_groups(spec: Spec) -> list[tuple[Axis, ...]]:
 
 def count_runs(spec: Spec) -> int:
     per_protocol = len(spec.states) * spec.replicas * math.prod(len(g[0].values) for g in axis_groups(spec))
-    return sum(len(values) * per_protocol for _, values in spec.protocols.values())
+    return sum((len(values) if PROTOCOLS[name][1] else 1) * per_protocol
+               for name, (_, values) in spec.protocols.items())  # fmt: skip

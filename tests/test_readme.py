@@ -49,13 +49,17 @@ SUBSTITUTIONS: list[tuple[str, str, str]] = [  # (README text, what runs instead
     ("creep.strain_rate.sel(time=1000.0,", "creep.strain_rate.sel(time=40.0,", "a time inside the shorter run"),
     ("sel(snapshot_strain=8.0)", "sel(snapshot_strain=0.8)", "a snapshot of the shorter run"),
     # the sweep file: 3 states x 9 rates x 3 tau_res x 8 replicas + 3 x 4 x 3 x 8 runs of up to 10^4
-    # strain or time units become 3 x 2 x 2 x 1 + 3 x 2 x 2 x 1 = 24 short runs, same axes
+    # strain or time units + 3 x 3 x 8 quasistatic runs become 3 x 2 x 2 x 1 + 3 x 2 x 2 x 1 + 3 x 2 x 1
+    # = 30 short runs, same axes
     ("replicas: 8 ", "replicas: 1 ", "one replica"),
     ("shear_rate: {logspace: [-4, -2, 9]}", "shear_rate: {logspace: [-2, -1, 2]}", "two fast rates"),
     ("strain_end: 8.0\n  snapshot_strains: [6.0, 7.0, 8.0]", "strain_end: 0.5\n  snapshot_strains: [0.3, 0.4, 0.5]",
      "runs of 0.5 strain units, snapshots inside them"),
     ("stress: [0.55, 0.6, 0.65, 0.7]\n  t_end: 10000.0", "stress: [0.6, 0.7]\n  t_end: 20.0",
      "two stresses, creep of 20 time units"),
+    ("strain_end: 4.0                         # or n_avalanches", "strain_end: 0.2  # or n_avalanches",
+     "quasistatic runs to strain 0.2"),
+    ("snapshot_strains: [4.0]", "snapshot_strains: [0.2]", "the snapshot at the end of the shorter runs"),
     ("axes: {tau_res: [1.5, 2.0, 2.5]}", "axes: {tau_res: [1.5, 2.5]}", "two values of the model axis"),
     ("strain=8.0).values)   # any slice", "strain=0.5).values)   # any slice", "the end of the shorter runs"),
     # the sweep commands: a placeholder address becomes a real scheduler's (a LocalCluster of the test)
@@ -92,6 +96,10 @@ def _sweep_outputs(folder: str, name: str = "flow_curve") -> Callable[[Path], No
         assert {"initial_state", "shear_rate", "tau_res", "seed", "strain"} <= set(rate.dims), rate.dims
         assert {"initial_state", "stress_imposed", "tau_res", "seed", "time"} <= set(creep.dims), creep.dims
         assert rate.sizes["initial_state"] == 3 and int(rate.completed.sum()) == 12 == int(creep.completed.sum())
+        quasi = tree["quasistatic"].to_dataset()
+        assert quasi.stress_after.dims == ("initial_state", "tau_res", "seed", "avalanche")
+        assert int(quasi.completed.sum()) == 6 and int(quasi.n_avalanches.min()) > 0
+        assert tree.to_dataset().quasistatic_flow_stress.dims == ("initial_state", "tau_res")
 
     return check
 

@@ -86,3 +86,17 @@ def test_cli_reports_a_bad_file_without_traceback(tmp_path, refs, capsys):
     assert main(["calibrate", str(path), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert "parameters.tau_res.bounds: must be [low, high], got [1.0]" in err and "Traceback" not in err
+
+
+def test_a_quasistatic_block_is_refused_saying_why(tmp_path, refs):
+    raw = calibration_dict(refs)
+    raw["quasistatic"] = {"strain_end": 1.0}
+    raw["parameters"]["tau_res"] = {"bounds": [3.0, 1.0]}  # reported with it
+    path = tmp_path / "quasi.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(SpecError) as info:
+        parse_calibration(path)
+    assert ("quasistatic", "no calibration reference is computed from quasistatic runs (references use "
+            "imposed_rate and imposed_stress runs): leave the block out") in info.value.errors  # fmt: skip
+    assert "parameters.tau_res.bounds" in {f for f, _ in info.value.errors}
+    assert f"{path}: quasistatic: no calibration reference" in str(info.value)
