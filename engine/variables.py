@@ -98,6 +98,7 @@ VARIABLES = _declare(
     Variable("strain_at_peak", (), DIMENSIONLESS, "strain at the peak"),
     Variable("stuck", (), DIMENSIONLESS, "stuck (absorbing state)", "bool"),
     Variable("arrest_time", (), TIME, "arrest time"),
+    Variable("n_avalanches", (), DIMENSIONLESS, "number of avalanches", "int64"),
     # sweep coordinates
     Variable("shear_rate", ("shear_rate",), RATE, "shear rate"),
     Variable("stress_imposed", ("stress_imposed",), STRESS, "imposed stress"),

@@ -31,8 +31,8 @@ import numpy as np
 import xarray as xr
 from epmsweep.engine import DEFAULT_SHEAR_MODULUS, ParameterError, __version__
 from epmsweep.engine.files import probe_netcdf
-from epmsweep.engine.units import DIMENSIONLESS, STRESS
-from epmsweep.engine.variables import Variable, coordinate_variable, variable
+from epmsweep.engine.units import STRESS
+from epmsweep.engine.variables import coordinate_variable, variable
 
 from .plan import Plan
 from .settings import setting_seconds
@@ -178,7 +178,7 @@ PADDING = {
     "i": "runs have different numbers of avalanches: entries beyond a run's n_avalanches are -1",
 }
 """The ``comment`` of a ragged group's variables on its record dim, by dtype kind."""
-N_RECORDS = Variable("n_avalanches", (), DIMENSIONLESS, "number of avalanches", "int64")
+N_RECORDS = variable("n_avalanches")
 """Records of each run of a ragged group (-1: the run is missing)."""
 
 
