@@ -1,9 +1,19 @@
-"""Analysis of assembled sweeps: steady state, flow curves, Herschel-Bulkley, distributions, transients, plots.
+"""Analysis of assembled sweeps: steady state, flow curves, Herschel-Bulkley, distributions, transients,
+quasistatic avalanches, plots.
 
 Functions take the per-protocol Datasets of an assembled sweep (``tree["imposed_rate"].to_dataset()``,
-``tree["imposed_stress"].to_dataset()``) and keep every sweep dimension they do not reduce.
+``tree["imposed_stress"].to_dataset()``, ``tree["quasistatic"].to_dataset()``) and keep every sweep
+dimension they do not reduce.
 """
 
+from .avalanches import (
+    avalanche_distribution,
+    fit_avalanches,
+    quasistatic_flow_stress,
+    quasistatic_overshoot,
+    quasistatic_stress_strain,
+    steady_events,
+)
 from .distributions import cumulative_gap, gap_distribution, threshold_distribution
 from .flow_curve import (
     MODEL_VALIDITY_RATE,
@@ -29,9 +39,11 @@ __all__ = [
     "MODEL_VALIDITY_RATE",
     "DRIFT_TOLERANCE",
     "at_shear_modulus",
+    "avalanche_distribution",
     "check_drift",
     "creep_minimum",
     "cumulative_gap",
+    "fit_avalanches",
     "fit_herschel_bulkley",
     "flow_curve",
     "gap_distribution",
@@ -42,8 +54,12 @@ __all__ = [
     "plot_distributions",
     "plot_flow_curve",
     "plot_stress_strain",
+    "quasistatic_flow_stress",
+    "quasistatic_overshoot",
+    "quasistatic_stress_strain",
     "save_figure",
     "steady_strain_rate",
+    "steady_events",
     "steady_stress",
     "steady_window",
     "stress_overshoot",
