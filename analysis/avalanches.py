@@ -416,3 +416,34 @@ def avalanche_distribution(
         units="1", long_name="avalanches per bin"
     )
     return out
+
+
+def fitted_density(fit: xr.Dataset, x: np.ndarray) -> np.ndarray:
+    """The fitted law of one ``fit_avalanches`` combination as a density of all the steady avalanches.
+
+    ``powerlaw``'s normalised truncated power law above x_min, times the share of the steady
+    avalanches at or above x_min (``n_events / n_steady``), so that it lies on the density of
+    ``avalanche_distribution``; NaN below x_min or without a fit.
+
+    Parameters
+    ----------
+    fit : xarray.Dataset
+        One combination of a ``fit_avalanches`` result (scalar ``exponent``, ``cutoff``, ``xmin``).
+    x : array-like
+        Values of the variable, in its units.
+
+    Returns
+    -------
+    numpy.ndarray
+        Density [1 / units of the variable], shape of ``x``.
+    """
+    x = np.asarray(x, float)
+    tau, cutoff, xmin = float(fit["exponent"]), float(fit["cutoff"]), float(fit["xmin"])
+    if not np.all(np.isfinite([tau, cutoff, xmin])):
+        return np.full(x.shape, np.nan)
+    law = powerlaw.Truncated_Power_Law(xmin=xmin, parameters=[tau, 1.0 / cutoff],
+                                       discrete=bool(fit.attrs.get("discrete", 0)), verbose=0)  # fmt: skip
+    share = float(fit["n_events"]) / float(fit["n_steady"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return np.where(x >= xmin, share * law.pdf(np.maximum(x, xmin)), np.nan)
