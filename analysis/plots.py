@@ -511,9 +511,8 @@ def plot_quasistatic_stress_strain(
         ax.set_xlabel(STRAIN_LABEL)
     for ax in axes[:, 0]:
         ax.set_ylabel(STRESS_LABEL)
-    fig.suptitle(f"quasistatic stress-strain, mean $\\pm$ s.e. over {ds.sizes[REPLICA_DIM]} replicas "
-                 "(dotted: flow stress)", fontsize=10)  # fmt: skip
-    lay.finish(fig, axes)
+    fig.suptitle(f"quasistatic shear, mean $\\pm$ s.e. over {ds.sizes[REPLICA_DIM]} replicas", fontsize=10)
+    lay.finish(fig, axes, [Line2D([], [], ls=":", color="k", label="flow stress")])
     return fig
 
 
@@ -591,9 +590,8 @@ def plot_avalanche_distribution(
         ax.set_xlabel(_avalanche_label(dist[variable], variable))
     for ax in axes[:, 0]:
         ax.set_ylabel(f"$P({symbol})$" + (f" [{units}]" if units != "1" else ""))
-    model = (rf"fit: $P({symbol}) \propto {symbol}^{{-\tau}} e^{{-{symbol}/{symbol}_c}}$, "
-             rf"${symbol} \geq {symbol}_{{min}}$")
-    fig.suptitle("steady quasistatic avalanches" + (f"; {model}" if fit is not None else ""), fontsize=10)
+    model = rf"$P({symbol}) \propto {symbol}^{{-\tau}} e^{{-{symbol}/{symbol}_c}}$ for ${symbol} \geq {symbol}_{{min}}$"
+    fig.suptitle("steady avalanches" + (f", fit {model}" if fit is not None else ""), fontsize=10)
     if lay.colorbar:
         lay.finish(fig, axes)
     return fig
@@ -653,8 +651,7 @@ def plot_quasistatic_flow_stress(
     for ax in axes[:, 0]:
         ax.set_ylabel(STRESS_LABEL)
     axes.flat[0].legend(fontsize=7)
-    fig.suptitle(r"quasistatic shear ($\dot\gamma \to 0$): flow stress and overshoot, mean $\pm$ s.e.",
-                 fontsize=10)  # fmt: skip
+    fig.suptitle(r"quasistatic shear ($\dot\gamma \to 0$), mean $\pm$ s.e.", fontsize=10)
     return fig
 
 
