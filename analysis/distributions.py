@@ -13,13 +13,14 @@ from .steady_state import REPLICA_DIM, SNAPSHOT_DIMS
 FIELD_DIMS = (REPLICA_DIM, *SNAPSHOT_DIMS, "y", "x")
 
 
-def _histogram(values: xr.DataArray, bins: np.ndarray, name: str) -> xr.Dataset:
-    """Normalised histogram over FIELD_DIMS, keeping every other dimension; ``name`` is a declared
-    variable (``engine.variables``: ``threshold``, ``gap``), which gives the units.
+def _histogram(values: xr.DataArray, bins: np.ndarray, name: str, pooled: tuple[str, ...] = FIELD_DIMS) -> xr.Dataset:
+    """Normalised histogram over the ``pooled`` dims, keeping every other dimension; ``name`` is a
+    declared variable (``engine.variables``: ``threshold``, ``gap``, ``avalanche_size``), which
+    gives the units.
 
     The density integrates to 1 over ``bins`` (values outside the edges are not counted).
     """
-    pooled = [d for d in FIELD_DIMS if d in values.dims]
+    pooled = [d for d in pooled if d in values.dims]
 
     def hist(v):
         v = v[np.isfinite(v)]
@@ -35,7 +36,9 @@ def _histogram(values: xr.DataArray, bins: np.ndarray, name: str) -> xr.Dataset:
     units = variable(name).units
     out = xr.Dataset(
         {
-            "density": density.assign_attrs(attrs("density", long_name=f"P({name})")),
+            "density": density.assign_attrs(
+                attrs("density", long_name=f"P({name})", units="1" if units == "1" else f"1 / ({units})")
+            ),
             "mean": mean.assign_attrs(units=units, long_name=f"mean {name}"),
             "samples": count.assign_attrs(units="1", long_name="number of site values"),
         }

@@ -35,6 +35,14 @@ from matplotlib import colors as mcolors
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from .avalanches import (
+    avalanche_distribution,
+    fit_avalanches,
+    fitted_density,
+    quasistatic_flow_stress,
+    quasistatic_overshoot,
+    quasistatic_stress_strain,
+)
 from .distributions import cumulative_gap, gap_distribution, threshold_distribution
 from .flow_curve import MODEL_VALIDITY_RATE, fit_herschel_bulkley, flow_curve
 from .steady_state import REPLICA_DIM, arrest_times, completed, record_dim, snapshot_dim
@@ -204,6 +212,7 @@ def plot_flow_curve(
     hue: str | None = None,
     col: str | None = None,
     row: str | None = None,
+    quasistatic: xr.Dataset | None = None,
 ) -> Figure:
     """Steady stress vs shear rate of both protocols, with Herschel-Bulkley fits.
 
@@ -212,7 +221,8 @@ def plot_flow_curve(
     replica is stuck are marked by a triangle at the left edge; drifting points (kept with
     ``flow_curve(keep_unsteady=True)``) by grey crosses. Error bars are drawn above the markers.
     Rates above ``validity_rate`` are shaded and their points drawn pale. Dashed: the fit over its
-    window (the rates it used).
+    window (the rates it used). Dash-dotted, with a band of +- its error: the quasistatic flow
+    stress (the gdot -> 0 limit), when given.
 
     Parameters
     ----------
@@ -228,6 +238,9 @@ def plot_flow_curve(
     hue, col, row : str, optional
         Dims for colours, facet columns and rows; by default the first extra dim is the hue and
         the next ones facets.
+    quasistatic : xarray.Dataset, optional
+        A ``quasistatic_flow_stress`` result (``flow_stress``, ``flow_stress_err`` [STRESS]),
+        matched to the curves by the labels of the dims they share.
 
     Returns
     -------
@@ -272,6 +285,8 @@ def plot_flow_curve(
                 ax.plot(np.zeros(s.size) + 0.015, s, "<", color=color, mfc="white", ms=6,
                         transform=ax.get_yaxis_transform(),
                         clip_on=False, gid=gid, zorder=4)  # fmt: skip
+            if quasistatic is not None:
+                _mark_quasistatic(ax, quasistatic, flow, {**fsel, **hsel}, color, gid)
             if fit is not None:
                 p = fit.isel({k: v for k, v in {**fsel, **hsel}.items() if k in fit.dims})
                 if np.isfinite(float(p["sigma_y"])):
@@ -318,6 +333,8 @@ def plot_flow_curve(
         handles.append(Line2D([], [], ls="", marker="<", mfc="white", mec="k", color="k", label="all replicas stuck"))
     if fit is not None:
         handles.append(Line2D([], [], ls="--", color="k", label="Herschel-Bulkley fit"))
+    if quasistatic is not None:
+        handles.append(Line2D([], [], ls="-.", color="k", label=r"quasistatic ($\dot\gamma \to 0$)"))
     if validity_rate:
         beyond = rf"$\dot\gamma$ > {validity_rate:g} (beyond model)"
         handles.append(plt.Rectangle((0, 0), 1, 1, color="0.92", label=beyond))
@@ -327,6 +344,20 @@ def plot_flow_curve(
                      label=_title(flow["stress"], lay.hue),
                      shrink=0.9)  # fmt: skip
     return fig
+
+
+def _mark_quasistatic(ax, quasistatic: xr.Dataset, like: xr.Dataset, sel: dict[str, int], color, gid: str) -> None:
+    """The quasistatic flow stress of the curve ``like.isel(sel)`` as a horizontal line with its error band."""
+    labels = {d: like[d].values[i] for d, i in sel.items() if d in quasistatic.dims and d in like.coords}
+    try:
+        q = quasistatic.sel(labels)
+    except KeyError:
+        return
+    q = q.isel({d: 0 for d in q["flow_stress"].dims})
+    value, err = float(q["flow_stress"]), float(np.nan_to_num(q["flow_stress_err"]))
+    if np.isfinite(value):
+        ax.axhline(value, ls="-.", color=color, lw=1.1, zorder=2, gid=gid)
+        ax.axhspan(value - err, value + err, color=color, alpha=0.12, lw=0, zorder=1)
 
 
 def plot_stress_strain(
@@ -431,6 +462,196 @@ def plot_creep(ds: xr.Dataset, hue: str | None = None, col: str | None = None, r
     fig.suptitle(r"creep: flowing replicas mean $\pm$ s.e., stuck replicas apart", fontsize=10)
     if lay.colorbar:
         lay.finish(fig, axes)
+    return fig
+
+
+STRAIN_LABEL = r"strain $\gamma$"
+AVALANCHE_SYMBOLS = {"avalanche_size": "S", "avalanche_duration": "T", "activations": "n"}
+
+
+def plot_quasistatic_stress_strain(
+    ds: xr.Dataset, bins: int | np.ndarray = 60, start_fraction: float = 0.5, hue: str | None = None,
+    col: str | None = None, row: str | None = None,
+) -> Figure:  # fmt: skip
+    """Quasistatic stress-strain curves: the sawtooth averaged over strain bins, mean +- s.e. over
+    replicas, one curve per initial state; dotted: the quasistatic flow stress of each curve.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Quasistatic group: ``strain``, ``stress_before``, ``stress_after`` on (..., initial_state,
+        seed, avalanche) (``quasistatic_stress_strain``).
+    bins : int or array-like
+        Strain bins (``quasistatic_stress_strain``).
+    start_fraction : float
+        Steady window of the flow stress (``quasistatic_flow_stress``).
+    hue, col, row : str, optional
+        Dims for colours and facets (default: ``initial_state``, then the other sweep dims).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    curve = quasistatic_stress_strain(ds, bins)
+    flow = quasistatic_flow_stress(ds, start_fraction)
+    lay = _Layout(curve["stress"], {"strain"}, hue, ("initial_state",), col, row)
+    fig, axes = lay.figure()
+    new_gid = _curve_counter()
+    for cols, fsel, title in lay.facets(axes):
+        for hsel, color, _label in lay.curves():
+            sel = {**fsel, **hsel}
+            gid = new_gid()
+            c = curve.isel(sel)
+            _band(cols[0], curve["strain"].values, c["stress"].values, c["stress_err"].values, color, gid)
+            value = float(flow["flow_stress"].isel({k: v for k, v in sel.items() if k in flow.dims}))
+            if np.isfinite(value):
+                cols[0].axhline(value, ls=":", color=color, lw=1.0, gid=gid)
+        cols[0].set_title(title or lay.fixed, fontsize=9)
+    for ax in axes[-1]:
+        ax.set_xlabel(STRAIN_LABEL)
+    for ax in axes[:, 0]:
+        ax.set_ylabel(STRESS_LABEL)
+    fig.suptitle(f"quasistatic shear, mean $\\pm$ s.e. over {ds.sizes[REPLICA_DIM]} replicas", fontsize=10)
+    lay.finish(fig, axes, [Line2D([], [], ls=":", color="k", label="flow stress")])
+    return fig
+
+
+def _avalanche_label(da: xr.DataArray, variable: str) -> str:
+    units = da.attrs.get("units", "1")
+    name = VARIABLES[variable].long_name if variable in VARIABLES else variable.replace("_", " ")
+    symbol = AVALANCHE_SYMBOLS.get(variable, "x")
+    return f"{name} ${symbol}$" + (f" [{units}]" if units not in (None, "1") else "")
+
+
+def plot_avalanche_distribution(
+    ds: xr.Dataset, variable: str = "avalanche_size", fit: xr.Dataset | None = None, start_fraction: float = 0.5,
+    bins: int | np.ndarray = 30, hue: str | None = None, col: str | None = None, row: str | None = None,
+) -> Figure:  # fmt: skip
+    """Log-log density of an avalanche observable (steady avalanches, seeds pooled), with its fit.
+
+    Markers: the log-binned density (``avalanche_distribution``); dashed: the fitted power law
+    with exponential cutoff above x_min (``fitted_density``), its exponent and cutoff in the
+    legend.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Quasistatic group (``strain`` and ``variable`` on (..., initial_state, seed, avalanche)).
+    variable : str
+        ``avalanche_size``, ``avalanche_duration`` or ``activations``.
+    fit : xarray.Dataset, optional
+        A ``fit_avalanches`` result of the same variable and dims; no fitted line without it.
+    start_fraction : float
+        Steady window (``steady_events``).
+    bins : int or array-like
+        Log-spaced bins (``avalanche_distribution``).
+    hue, col, row : str, optional
+        Dims for colours and facets (default: ``initial_state``, then the other sweep dims).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    dist = avalanche_distribution(ds, variable, start_fraction, bins)
+    lay = _Layout(dist["density"], {variable}, hue, ("initial_state",), col, row)
+    fig, axes = lay.figure()
+    new_gid = _curve_counter()
+    symbol = AVALANCHE_SYMBOLS.get(variable, "x")
+    for cols, fsel, title in lay.facets(axes):
+        ax = cols[0]
+        handles = []
+        for hsel, color, label in lay.curves():
+            sel = {**fsel, **hsel}
+            gid = new_gid()
+            d = dist.isel(sel)
+            seen = d["count"].values > 0
+            x = dist[variable].values
+            ax.plot(x[seen], d["density"].values[seen], "o", ms=3.5, color=color, mfc="none", gid=gid)
+            text = f"{label}: " if label else ""
+            text += f"{int(d['samples'])} avalanches"
+            if fit is not None:
+                p = fit.isel({k: v for k, v in sel.items() if k in fit.dims})
+                if np.isfinite(float(p["exponent"])):
+                    grid = np.geomspace(float(p["xmin"]), float(dist[f"{variable}_edges"].max()), 200)
+                    ax.plot(grid, fitted_density(p, grid), "--", color=color, lw=1.3, gid=gid)
+                    text += (rf", $\tau$ = {float(p['exponent']):.3f} $\pm$ {float(p['exponent_err']):.3f}, "
+                             rf"${symbol}_c$ = {float(p['cutoff']):.3g}")  # fmt: skip
+                else:
+                    text += ", no fit"
+            handles.append(Line2D([], [], ls="--" if fit is not None else "", marker="o", mfc="none", color=color,
+                                  label=text))  # fmt: skip
+        ax.set(xscale="log", yscale="log")
+        ax.set_title(title or lay.fixed, fontsize=9)
+        if len(handles) <= MAX_LEGEND:
+            ax.legend(handles=handles, fontsize=6.5, loc="lower left",
+                      title=_title(dist["density"], lay.hue) if lay.hue else None, title_fontsize=7)  # fmt: skip
+    units = dist["density"].attrs.get("units", "1")
+    for ax in axes[-1]:
+        ax.set_xlabel(_avalanche_label(dist[variable], variable))
+    for ax in axes[:, 0]:
+        ax.set_ylabel(f"$P({symbol})$" + (f" [{units}]" if units != "1" else ""))
+    model = rf"$P({symbol}) \propto {symbol}^{{-\tau}} e^{{-{symbol}/{symbol}_c}}$ for ${symbol} \geq {symbol}_{{min}}$"
+    fig.suptitle("steady avalanches" + (f", fit {model}" if fit is not None else ""), fontsize=10)
+    if lay.colorbar:
+        lay.finish(fig, axes)
+    return fig
+
+
+def plot_quasistatic_flow_stress(
+    flow: xr.Dataset, overshoot: xr.Dataset | None = None, x: str = "initial_state", col: str | None = None,
+    row: str | None = None,
+) -> Figure:  # fmt: skip
+    """Quasistatic flow stress (filled squares) and peak stress (open triangles) per initial state,
+    with error bars; the overshoot written beside each peak.
+
+    Parameters
+    ----------
+    flow : xarray.Dataset
+        A ``quasistatic_flow_stress`` result (``flow_stress``, ``flow_stress_err`` [STRESS]).
+    overshoot : xarray.Dataset, optional
+        A ``quasistatic_overshoot`` result on the same dims (``peak_stress``, ``overshoot`` and
+        their errors).
+    x : str
+        Dim along the horizontal axis (categories); added if absent.
+    col, row : str, optional
+        Dims of the facets (default: the other sweep dims).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    if x not in flow.dims:
+        flow = flow.expand_dims(x)
+        overshoot = None if overshoot is None else overshoot.expand_dims(x)
+    lay = _Layout(flow["flow_stress"], {x}, None, (), col, row)
+    fig, axes = lay.figure(sharex=False)
+    labels = [str(v) for v in (flow[x].values if x in flow.coords else range(flow.sizes[x]))]
+    pos = np.arange(len(labels))
+    new_gid = _curve_counter()
+    for cols, fsel, title in lay.facets(axes):
+        ax = cols[0]
+        f = flow.isel(fsel)
+        gid = new_gid()
+        eb = ax.errorbar(pos, f["flow_stress"].values, yerr=np.nan_to_num(f["flow_stress_err"].values), fmt="s",
+                         color="k", ms=5, capsize=3, label="flow stress (steady window)")  # fmt: skip
+        eb.lines[0].set_gid(gid)
+        if overshoot is not None:
+            o = overshoot.isel({k: v for k, v in fsel.items() if k in overshoot.dims})
+            ax.errorbar(pos + 0.12, o["peak_stress"].values, yerr=np.nan_to_num(o["peak_stress_err"].values),
+                        fmt="^", color="C3", mfc="white", ms=5, capsize=3, label="peak stress")  # fmt: skip
+            for k in pos:
+                if np.isfinite(float(o["overshoot"][k])):
+                    text = rf"$\Delta\Sigma$ = {float(o['overshoot'][k]):.3f}$\pm${float(o['overshoot_err'][k]):.3f}"
+                    ax.annotate(text, (k + 0.12, float(o["peak_stress"][k])), xytext=(6, 3), textcoords="offset points",
+                                fontsize=6.5, color="C3")  # fmt: skip
+        ax.set_xticks(pos, labels)
+        ax.set_xlim(-0.5, len(labels) - 0.3)
+        ax.set_title(title or lay.fixed, fontsize=9)
+        ax.set_xlabel(_title(flow["flow_stress"], x))
+    for ax in axes[:, 0]:
+        ax.set_ylabel(STRESS_LABEL)
+    axes.flat[0].legend(fontsize=7)
+    fig.suptitle(r"quasistatic shear ($\dot\gamma \to 0$), mean $\pm$ s.e.", fontsize=10)
     return fig
 
 
@@ -564,13 +785,15 @@ def write_figures(
     """Draw every figure the assembled data allow and write each as PNG and a vector file.
 
     Figures: ``flow_curve`` (with the Herschel-Bulkley fit of every curve that has enough points
-    below ``validity_rate``), ``stress_strain`` and ``distributions`` (imposed rate, with
-    snapshots), ``creep`` (imposed stress).
+    below ``validity_rate``, and the quasistatic flow stress as its gdot -> 0 line), ``stress_strain``
+    and ``distributions`` (imposed rate, with snapshots), ``creep`` (imposed stress),
+    ``quasistatic_stress_strain``, ``avalanche_sizes`` (with the fitted exponent) and
+    ``quasistatic_flow_stress`` (quasistatic shear).
 
     Parameters
     ----------
     tree : xarray.DataTree
-        An assembled sweep (groups ``imposed_rate`` and/or ``imposed_stress``).
+        An assembled sweep (groups ``imposed_rate``, ``imposed_stress`` and/or ``quasistatic``).
     outdir : Path
         Folder (created).
     formats : iterable of str
@@ -589,16 +812,23 @@ def write_figures(
     outdir.mkdir(parents=True, exist_ok=True)
     rate = tree["imposed_rate"].to_dataset() if "imposed_rate" in tree.children else None
     creep = tree["imposed_stress"].to_dataset() if "imposed_stress" in tree.children else None
+    qs = tree["quasistatic"].to_dataset() if "quasistatic" in tree.children else None
+    qs_flow = quasistatic_flow_stress(qs) if qs is not None else None
     figures: dict[str, Figure] = {}
-    flow = flow_curve(rate, creep)
-    fit = fit_herschel_bulkley(flow, max_rate=validity_rate)
-    figures["flow_curve"] = plot_flow_curve(flow, fit, validity_rate=validity_rate)
+    if rate is not None or creep is not None:
+        flow = flow_curve(rate, creep)
+        fit = fit_herschel_bulkley(flow, max_rate=validity_rate)
+        figures["flow_curve"] = plot_flow_curve(flow, fit, validity_rate=validity_rate, quasistatic=qs_flow)
     if rate is not None:
         figures["stress_strain"] = plot_stress_strain(rate)
         if snapshot_dim(rate):
             figures["distributions"] = plot_distributions(rate.assign_attrs(spec=tree.attrs.get("spec", "")))
     if creep is not None:
         figures["creep"] = plot_creep(creep)
+    if qs is not None:
+        figures["quasistatic_stress_strain"] = plot_quasistatic_stress_strain(qs)
+        figures["avalanche_sizes"] = plot_avalanche_distribution(qs, fit=fit_avalanches(qs))
+        figures["quasistatic_flow_stress"] = plot_quasistatic_flow_stress(qs_flow, quasistatic_overshoot(qs))
     paths = []
     for name, fig in figures.items():
         paths += save_figure(fig, outdir / name, formats, dpi)

@@ -8,6 +8,8 @@ from epmsweep.engine.units import RATE, STRESS, TIME
 
 REPLICA_DIM = "seed"
 RECORD_DIMS = ("strain", "time")
+AVALANCHE_DIM = "avalanche"
+"""Record dimension of quasistatic runs: one record per avalanche, the strain a series on it."""
 SNAPSHOT_DIMS = ("snapshot_strain", "snapshot_time")
 
 
@@ -75,7 +77,7 @@ def completed(ds: xr.Dataset) -> xr.DataArray:
     """
     if "completed" in ds:
         return ds["completed"].astype(bool)
-    dims = [d for d in ds.dims if d not in (*RECORD_DIMS, *SNAPSHOT_DIMS, "y", "x")]
+    dims = [d for d in ds.dims if d not in (*RECORD_DIMS, AVALANCHE_DIM, *SNAPSHOT_DIMS, "y", "x")]
     coords = {d: ds[d] for d in dims if d in ds.coords}
     return xr.DataArray(np.ones([ds.sizes[d] for d in dims], bool), dims=dims, coords=coords)
 

@@ -31,7 +31,6 @@ import numpy as np
 import xarray as xr
 from epmsweep.engine import DEFAULT_SHEAR_MODULUS, ParameterError, __version__
 from epmsweep.engine.files import probe_netcdf
-from epmsweep.engine.units import STRESS
 from epmsweep.engine.variables import coordinate_variable, variable
 
 from .plan import Plan
@@ -267,29 +266,13 @@ def _write_group(root: netCDF4.Dataset, name: str, plan: Plan, store: RunStore, 
     )
 
 
-def quasistatic_flow_stress(ds: xr.Dataset, start_fraction: float = 0.5) -> xr.Dataset:
-    """Flow stress of quasistatic runs: per run, the mean of ``stress_after`` over its avalanches
-    triggered at strain >= ``start_fraction`` x the strain of its last trigger (the later half of
-    its strain range), then mean +- sem over seeds.
-
-    ``ds``: a quasistatic group (``strain``, ``stress_after`` on (..., seed, avalanche), NaN-padded;
-    ``completed``). Returns ``flow_stress``, ``flow_stress_err`` [STRESS] and ``flow_stress_n``
-    (replicas used) on the sweep dims without ``seed``."""
-    from epmsweep.analysis.steady_state import completed, replica_mean
-
-    strain = ds["strain"]
-    late = strain >= start_fraction * strain.max("avalanche")
-    per_run = ds["stress_after"].where(late).mean("avalanche").where(completed(ds))
-    return replica_mean(per_run, "flow_stress")
-
-
 def summary(groups: Mapping[str, xr.Dataset]) -> xr.Dataset:
     """The headline results of an assembled sweep, kept at its root: steady stress per shear rate,
     steady strain rate of the flowing runs and stuck fraction per imposed stress, quasistatic flow
-    stress (``quasistatic_flow_stress``), with errors.
+    stress (``analysis.quasistatic_flow_stress``), with errors.
 
     ``groups``: the per-protocol Datasets (``imposed_rate``, ``imposed_stress``, ``quasistatic``) of the sweep."""
-    from epmsweep.analysis import steady_strain_rate, steady_stress
+    from epmsweep.analysis import quasistatic_flow_stress, steady_strain_rate, steady_stress
 
     parts = []
     if "imposed_rate" in groups:
@@ -302,10 +285,7 @@ def summary(groups: Mapping[str, xr.Dataset]) -> xr.Dataset:
     if "quasistatic" in groups:
         qs = quasistatic_flow_stress(groups["quasistatic"])
         names = {"flow_stress": "quasistatic_flow_stress", "flow_stress_err": "quasistatic_flow_stress_err"}
-        qs = qs[list(names)].rename(names)
-        qs["quasistatic_flow_stress"].attrs = {"units": STRESS, "long_name": "quasistatic flow stress"}
-        qs["quasistatic_flow_stress_err"].attrs = {"units": STRESS, "long_name": "quasistatic flow stress error"}
-        parts.append(qs)
+        parts.append(qs[list(names)].rename(names))
     out = xr.merge(parts, compat="override", combine_attrs="drop_conflicts").drop_attrs(deep=False)
     out = out.drop_vars([c for c in out.coords if c not in out.dims and c != "shear_modulus"])
     for name in out.coords:  # the groups inherit the root's coordinates: same attributes

@@ -140,17 +140,9 @@ def _run(args: argparse.Namespace, spec_file: str) -> int:
     return 0 if status.failed == 0 else 1
 
 
-FIGURE_GROUPS = ("imposed_rate", "imposed_stress")
-"""The groups ``analysis.write_figures`` draws from: a sweep without them has no figures."""
-
-
 def _plot(tree, outdir: Path, args: argparse.Namespace | None = None) -> None:
     from epmsweep.analysis import write_figures
 
-    if not set(FIGURE_GROUPS) & set(tree.children):
-        print(f"no figures: they are drawn from the groups {' and '.join(FIGURE_GROUPS)}; this sweep has "
-              f"{', '.join(tree.children)}")  # fmt: skip
-        return
     vector, dpi = getattr(args, "vector", "pdf"), getattr(args, "dpi", 300)
     for path in write_figures(tree, outdir, formats=("png", vector), dpi=dpi):
         print(f"figure: {path}")
