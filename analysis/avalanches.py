@@ -21,7 +21,6 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-import powerlaw
 import xarray as xr
 from epmsweep.engine.units import STRESS
 from epmsweep.engine.variables import variable as declared
@@ -83,10 +82,14 @@ def _check(ds: xr.Dataset, names: tuple[str, ...]) -> None:
         raise ValueError(f"not a quasistatic group: missing {missing} (has dims {tuple(ds.dims)})")
 
 
-def _window_means(ds: xr.Dataset, start_fraction: float) -> xr.Dataset:
-    """Per run: strain-weighted mean stress over the steady window and over its two halves."""
+def _check_fraction(start_fraction: float) -> None:
     if not 0 <= start_fraction < 1:
         raise ValueError(f"start_fraction must be in [0, 1), got {start_fraction}")
+
+
+def _window_means(ds: xr.Dataset, start_fraction: float) -> xr.Dataset:
+    """Per run: strain-weighted mean stress over the steady window and over its two halves."""
+    _check_fraction(start_fraction)
     end = ds["strain"].max(AVALANCHE_DIM)
     cut = start_fraction + (1 - start_fraction) / 2
     fractions = xr.DataArray([start_fraction, cut, 1.0], dims=EDGE)
@@ -250,8 +253,7 @@ def steady_events(ds: xr.Dataset, variable: str, start_fraction: float = 0.5) ->
     """
     if variable not in AVALANCHE_VARIABLES:
         raise ValueError(f"variable must be one of {AVALANCHE_VARIABLES}, got {variable!r}")
-    if not 0 <= start_fraction < 1:
-        raise ValueError(f"start_fraction must be in [0, 1), got {start_fraction}")
+    _check_fraction(start_fraction)
     _check(ds, ("strain", variable))
     values = ds[variable].astype(float)
     window = ds["strain"] >= start_fraction * ds["strain"].max(AVALANCHE_DIM)
@@ -260,6 +262,8 @@ def steady_events(ds: xr.Dataset, variable: str, start_fraction: float = 0.5) ->
 
 def _fit(data: np.ndarray, discrete: bool, xmin: float) -> tuple[float, float]:
     """(tau, x_c) of the truncated power law fitted by ``powerlaw`` above ``xmin``."""
+    import powerlaw  # imports matplotlib.pyplot (~0.8 s): only where a fit is made
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         tpl = powerlaw.Fit(data, xmin=xmin, discrete=discrete, verbose=0).truncated_power_law
@@ -270,6 +274,8 @@ def _select_xmin(data: np.ndarray, discrete: bool, n_xmin: int) -> float:
     """x_min with the smallest Kolmogorov-Smirnov distance of the power law fitted above it
     (``powerlaw``'s rule), among ``n_xmin`` candidates log-spaced between the 1st and the 75th
     percentiles of ``data`` (``powerlaw`` scans every distinct value, which costs O(n^2))."""
+    import powerlaw
+
     lo, hi = np.percentile(data, [1, 75])
     candidates = np.unique(np.round(np.geomspace(lo, hi, n_xmin))) if discrete else np.geomspace(lo, hi, n_xmin)
     with warnings.catch_warnings():
@@ -437,6 +443,8 @@ def fitted_density(fit: xr.Dataset, x: np.ndarray) -> np.ndarray:
     numpy.ndarray
         Density [1 / units of the variable], shape of ``x``.
     """
+    import powerlaw
+
     x = np.asarray(x, float)
     tau, cutoff, xmin = float(fit["exponent"]), float(fit["cutoff"]), float(fit["xmin"])
     if not np.all(np.isfinite([tau, cutoff, xmin])):
