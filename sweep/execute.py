@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import functools
+import math
 import os
 import socket
 import sys
@@ -12,8 +14,10 @@ import time
 import traceback
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 
+import dask.config
 import xarray as xr
 from distributed import Client, as_completed
 from epmsweep.engine import EndlessAvalancheError, NumericalInstabilityError, ParameterError, simulate
@@ -24,11 +28,13 @@ from tqdm.auto import tqdm
 from .assemble import assemble_plan
 from .client import open_client
 from .plan import Plan, Run, canonical_json, make_plan
-from .settings import setting_seconds
+from .settings import setting_int, setting_seconds
 from .spec import Spec, parse_spec
 from .store import RunStore, StoreError
 
 IN_FLIGHT_PER_WORKER = 4
+BATCH_FROM = 100  # runs to compute; fewer go one a task (their dispatch costs well under a second)
+SIZING_BUDGET, SIZING_POINTS = 0.02, 8  # CPU seconds a prefix and parameter points of the batch-sizing estimate
 TASK_RETRIES = 2  # for exceptions other than the engine's own (deterministic) errors
 DETERMINISTIC_ERRORS = (ParameterError, NumericalInstabilityError, EndlessAvalancheError)
 INFRASTRUCTURE_ERRORS = (concurrent.futures.CancelledError, OSError, TimeoutError, InputChangedError)
@@ -39,6 +45,8 @@ cancelled, an input file changed): the run is left pending, never recorded as fa
 class SweepIncomplete(RuntimeError):
     """Runs were left pending for reasons outside them (scheduler lost, input changed); finished runs
     are stored and a rerun computes the rest."""
+
+
 BATCH_JOB_VARIABLES = ("SLURM_JOB_ID", "PBS_JOBID")  # set by the batch system inside a job
 
 
@@ -89,6 +97,78 @@ def warm_worker() -> str:
     """Load (or compile into the cache) the engine, both loops, on a worker before fan-out."""
     warm_engine()
     return os.environ.get("NUMBA_CACHE_DIR", "default")
+
+
+@dataclass(frozen=True)
+class StoreAccess:
+    """What a task needs to write into a store it may share with the driver: the store's folder
+    and the token the driver wrote to its ``.probe``."""
+
+    out: str
+    name: str
+    token: str
+
+
+@functools.cache
+def sees_store(access: StoreAccess) -> bool:
+    """True if this process reads the driver's token in the store: it shares the store's filesystem."""
+    try:
+        return (RunStore(access.out, access.name).root / ".probe").read_text() == access.token
+    except OSError:
+        return False
+
+
+def compute_batch(compute: Callable, tasks: list, access: StoreAccess | None) -> list[tuple[str, object]]:
+    """Worker side: ``compute`` each task in turn, ``[(outcome, value)]`` in task order.
+
+    An exception other than the infrastructure's is retried ``TASK_RETRIES`` times, then recorded
+    as the task's failure; an infrastructure error fails the whole batch (its tasks are left
+    pending). Where this worker sees the store (``access``), each result is written there
+    (``("stored", IndexEntry)``) and only its size and digest go back to the driver; otherwise,
+    or if the write fails, the Dataset goes back (``("ok", Dataset)``) and the driver writes it.
+    """
+    store = RunStore(access.out, access.name) if access is not None and sees_store(access) else None
+    out = []
+    for task in tasks:
+        for _ in range(TASK_RETRIES + 1):
+            try:
+                outcome, value = compute(task)
+                break
+            except INFRASTRUCTURE_ERRORS:
+                raise
+            except Exception as exc:
+                outcome, value = "failed", failure_record(exc)
+        if outcome == "ok" and store is not None:
+            with contextlib.suppress(StoreError):
+                outcome, value = "stored", store.write_run_file(task.key, value)
+        out.append((outcome, value))
+    return out
+
+
+def batches(tasks: list, seconds: Callable[[object], float] | None, n_workers: int) -> list[list]:
+    """``tasks`` cut into consecutive batches of about ``epmsweep.sweep.task-seconds`` of compute
+    (``seconds(task)`` each), or of ``epmsweep.sweep.runs-per-task`` tasks when set; one task a
+    batch without either. No batch takes more than its share of two batches a worker, so that
+    every worker has work until the end."""
+    fixed = dask.config.get("epmsweep.sweep.runs-per-task")
+    if fixed is not None:
+        size = setting_int("runs-per-task")
+        if size < 1:
+            reason = f"must be a number of runs >= 1 or null, got {fixed!r}"
+            raise ParameterError("epmsweep.sweep.runs-per-task", reason)
+        return [tasks[i : i + size] for i in range(0, len(tasks), size)]
+    if seconds is None:
+        return [[t] for t in tasks]
+    target = setting_seconds("task-seconds")
+    cap = max(1, math.ceil(len(tasks) / (2 * max(1, n_workers))))
+    out, batch, total = [], [], 0.0
+    for task in tasks:
+        batch.append(task)
+        total += seconds(task)
+        if total >= target or len(batch) >= cap:
+            out.append(batch)
+            batch, total = [], 0.0
+    return out + ([batch] if batch else [])
 
 
 class _Capacity:
@@ -168,15 +248,19 @@ def execute(
     progress: bool = True,
     compute: Callable = compute_run,
     warm: Callable = warm_worker,
+    seconds: Callable[[Run], float] | None = None,
 ) -> dict[str, int]:
     """Compute ``runs`` on ``client`` and store each as it finishes; returns counts by outcome.
 
-    A sliding window of a few futures per worker keeps the scheduler's graph small. Results are
-    written by this process only (one writer per file), atomically, as they arrive: an
-    interruption loses at most the runs in flight. ``compute`` (worker side, one run in,
-    ``("ok", Dataset)`` or ``("failed", record)`` out) and ``warm`` (run once on every worker
-    first) default to the lattice engine's; other tasks with ``key``, ``protocol`` and ``coords``
-    (the particle simulations' probes) pass their own.
+    The runs go out in batches (``batches``: one Dask task computes several short runs, sized
+    from ``seconds``, the estimated compute of a run, when given), a sliding window of a few
+    tasks per worker in flight, which keeps the scheduler's graph small. A worker that shares
+    the store's filesystem writes its results there itself (atomically); otherwise they come
+    back through Dask and this process writes them. Only this process writes the index, as each
+    task finishes: an interruption loses at most the runs in flight. ``compute`` (worker side,
+    one run in, ``("ok", Dataset)`` or ``("failed", record)`` out) and ``warm`` (run once on
+    every worker first) default to the lattice engine's; other tasks with ``key``, ``protocol``
+    and ``coords`` (the particle simulations' probes) pass their own.
 
     Outcomes: ``done`` (stored), ``failed`` (the run's own error, recorded in the store) and
     ``pending`` (``INFRASTRUCTURE_ERRORS``: not recorded, computed by a rerun). A lost scheduler
@@ -186,21 +270,33 @@ def execute(
     if not runs:
         return counts
     client.run(warm)
-    pending = iter(runs)
-    in_flight: dict[str, tuple[Run, object]] = {}  # task key -> (run, future), until its outcome is handled
+    access = StoreAccess(str(store.root.parent), store.root.name, store.write_probe())
+    n_workers = len(client.scheduler_info(n_workers=-1).get("workers", {}))
+    pending = iter(batches(list(runs), seconds, n_workers))
+    in_flight: dict[str, tuple[list[Run], object]] = {}  # task key -> (runs, future), until handled
     reasons: list[str] = []
 
     def submit_next(n: int) -> list:
         futures = []
         if client.status != "running":
             return futures
-        for run in pending:
-            fut = client.submit(compute, run, key=f"run-{run.key}", retries=TASK_RETRIES, pure=False)
-            in_flight[fut.key] = (run, fut)
+        for batch in pending:
+            key = f"runs-{batch[0].key}-{len(batch)}"
+            fut = client.submit(compute_batch, compute, batch, access, key=key, retries=TASK_RETRIES, pure=False)
+            in_flight[fut.key] = (batch, fut)
             futures.append(fut)
             if len(futures) >= n:
                 break
         return futures
+
+    def handle(run: Run, outcome: str, value) -> None:
+        if outcome == "ok":
+            store.write_run(run.key, value)
+        elif outcome == "failed":
+            store.write_failure(run.key, {"protocol": run.protocol, "coords": run.coords, **value})
+        elif isinstance(value, InputChangedError) and str(value) not in reasons:
+            reasons.append(str(value))
+        counts[{"ok": "done", "stored": "done"}.get(outcome, outcome)] += 1
 
     capacity = _Capacity(client)
     bar = tqdm(total=len(runs), unit="run", disable=not progress, file=sys.stderr, dynamic_ncols=True)
@@ -210,24 +306,23 @@ def execute(
     try:
         with watchdog:
             for fut in stream:
-                run = in_flight[fut.key][0]
+                batch = in_flight[fut.key][0]
                 try:  # a result lost with a retiring worker is recomputed by the scheduler: wait (watched)
-                    outcome, value = fut.result()
+                    results = fut.result()
                 except INFRASTRUCTURE_ERRORS as exc:
-                    outcome, value = "pending", exc
+                    results = [("pending", exc)] * len(batch)
                 except Exception as exc:
-                    outcome, value = "failed", failure_record(exc)
+                    results = [("failed", failure_record(exc))] * len(batch)
                 del in_flight[fut.key]
                 fut.release()
-                if outcome == "ok":
-                    store.write_run(run.key, value)
-                elif outcome == "failed":
-                    store.write_failure(run.key, {"protocol": run.protocol, "coords": run.coords, **value})
-                elif isinstance(value, InputChangedError) and str(value) not in reasons:
-                    reasons.append(str(value))
-                counts[{"ok": "done"}.get(outcome, outcome)] += 1
+                outcomes = list(zip(batch, results, strict=True))
+                stored = {run.key: value for run, (outcome, value) in outcomes if outcome == "stored"}
+                if stored:
+                    store.record_runs(stored)
+                for run, (outcome, value) in outcomes:
+                    handle(run, outcome, value)
                 watchdog.progressed()
-                bar.update()
+                bar.update(len(batch))
                 bar.set_postfix(failed=counts["failed"], pending=counts["pending"], refresh=False)
                 for new in submit_next(max(0, capacity() - len(in_flight))):
                     stream.add(new)
@@ -237,6 +332,8 @@ def execute(
         raise
     finally:
         bar.close()
+    if client.status == "running" and not watchdog.expired.is_set():
+        store.remove_temporaries()  # of workers killed mid-write: no task is in flight any more
     left = len(runs) - counts["done"] - counts["failed"]
     if watchdog.expired.is_set():
         reasons.append(f"no run finished for epmsweep.sweep.stall-timeout = {watchdog.timeout:g} s")
@@ -268,8 +365,10 @@ def run_sweep(
 ) -> xr.DataTree:
     """Run a sweep (file, dict or parsed Spec) and return the assembled DataTree.
 
-    Finished runs already in ``<out>/<name>/runs`` are skipped (resume); failed runs are skipped
-    unless ``retry_failed``. Without ``client``, ``cluster()`` gives one for the compute (default:
+    Finished runs already in ``<out>/<name>/runs`` are skipped (resume: the index says which,
+    no file is opened); failed runs are skipped unless ``retry_failed``. A stored file that the
+    assembly finds damaged is removed, its run computed again and the sweep assembled again.
+    Without ``client``, ``cluster()`` gives one for the compute (default:
     an embedded LocalCluster with ``n_workers`` single-threaded worker processes), opened only
     when there is something to compute, after the store is checked, and closed. The assembled file is
     ``<out>/<name>.nc``. The store is locked for the call (a second driver gets a StoreError);
@@ -285,17 +384,33 @@ def run_sweep(
         store.create()
         store.write_spec(spec)
         store.write_plan({r.key: {"protocol": r.protocol, **r.coords} for r in plan.runs})
-        done = store.done_keys(r.key for r in plan.runs)
-        failed = set() if retry_failed else set(store.failures())
-        todo = [r for r in plan.runs if r.key not in done and r.key not in failed]
-        if todo:
-            cluster = cluster or functools.partial(open_client, n_workers=n_workers)
-            with nullcontext(client) if client is not None else cluster() as c:
-                if progress:
-                    where = f"dashboard: {c.dashboard_link}"
-                    print(f"{spec.name}: {len(todo)} runs to compute ({len(done)} stored); {where}")
-                execute(todo, store, c, progress=progress)
-        return assemble(out, spec.name, plan=plan)
+        planned = {r.key for r in plan.runs}
+        for _ in range(2):  # again for the runs whose files the assembly found damaged (and removed)
+            done = store.indexed_keys(planned)
+            failed = set() if retry_failed else set(store.failures())
+            todo = [r for r in plan.runs if r.key not in done and r.key not in failed]
+            if todo:
+                cluster = cluster or functools.partial(open_client, n_workers=n_workers)
+                with nullcontext(client) if client is not None else cluster() as c:
+                    if progress:
+                        where = f"dashboard: {c.dashboard_link}"
+                        print(f"{spec.name}: {len(todo)} runs to compute ({len(done)} stored); {where}")
+                    execute(todo, store, c, progress=progress, seconds=run_seconds(plan, todo))
+            path = assemble_plan(plan, store, assembled_path(out, spec.name))
+            if store.indexed_keys(planned) | set(store.failures()) >= planned:
+                break
+        return xr.open_datatree(path, engine="netcdf4")
+
+
+def run_seconds(plan: Plan, todo: list[Run]) -> Callable[[Run], float] | None:
+    """Estimated compute seconds of each run (``estimate`` on a few parameter points, short
+    prefixes), for sizing batches; None for a few runs, which go one a task."""
+    if len(todo) < BATCH_FROM:
+        return None
+    from .estimate import estimate
+
+    est = estimate(plan, budget=SIZING_BUDGET, max_points=SIZING_POINTS)
+    return lambda run: est.run_seconds[run.key]
 
 
 def check_same_sweep(store: RunStore, plan: Plan, replace: bool) -> None:

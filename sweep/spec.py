@@ -637,6 +637,7 @@ def _zip_groups(raw, axes: tuple[Axis, ...], named: set, problems: _Problems) ->
         groups.append(tuple(group))
     return tuple(groups)
 
+
 def axis_groups(spec: Spec) -> list[tuple[Axis, ...]]:
     """Model-parameter axes grouped into dimensions: each zip group is one dimension."""
     groups, done = [], set()

@@ -4,13 +4,17 @@ Layout under ``<out>/<sweep name>/``:
 
 - ``runs/<key>.nc``: a finished run (written to a temporary name, then renamed: a file that
   exists is complete);
-- ``index.jsonl``: one line per stored run, appended after its rename: key, size and SHA-256
-  digest of the file's bytes. A run file counts as stored only if its bytes match its line, so a
-  damaged file (a bit flip, zeroed blocks) is recomputed and never handed to the HDF5 library,
-  which can spin forever on some damaged files;
+- ``index.jsonl``: one line per stored run, appended by the driver after its rename: key, size and
+  SHA-256 digest of the file's bytes. Resume and status trust a run whose file has its indexed
+  size (no file is opened); where the file is read (assembly) its bytes must match its line, so a
+  damaged file (a bit flip, zeroed blocks) is removed and recomputed, never handed to the HDF5
+  library, which can spin forever on some damaged files;
 - ``failed/<key>.json``: a run that raised, with its coordinates, error and traceback;
 - ``plan.json``: the planned keys and coordinates, written by the driver before any compute;
-- ``.lock``: held (``flock``) by the one driver writing the store; it names that driver.
+- ``.lock``: held (``flock``) by the one driver writing the store; it names that driver;
+- ``.probe``: a token written by the driver at the start of a sweep; a worker that reads it sees
+  the store, and writes its run files there itself (``write_run_file``), leaving the index to the
+  driver.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import errno
 import fcntl
 import json
 import os
+import secrets
 import shutil
 import socket
 from collections.abc import Iterable, Iterator
@@ -160,6 +165,7 @@ class RunStore:
         self.index_path = self.root / "index.jsonl"
         self.assembled = Path(out) / f"{name}.nc"
         self._index: dict[str, IndexEntry] | None = None
+        self._index_read = 0  # bytes of the index file read into _index
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[RunStore]:
@@ -214,14 +220,25 @@ class RunStore:
             self.failed.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise write_error(self.runs, exc) from None
-        stale = [f for d in (self.root, self.runs, self.failed) for f in d.glob(".*.tmp*")]
-        stale += self.assembled.parent.glob(f".{self.assembled.name}.tmp*")
-        for path in stale:
+        self.remove_temporaries()
+        for path in self.assembled.parent.glob(f".{self.assembled.name}.tmp*"):
             path.unlink(missing_ok=True)
         for folder in (self.root, self.runs, self.failed):
             atomic_write_bytes(folder / ".writable", b"")  # a read-only folder fails here, before any compute
             (folder / ".writable").unlink()
         return self
+
+    def remove_temporaries(self) -> None:
+        """Remove the temporary files of writes that never completed (a writer killed mid-write).
+        Only when no write is under way: at ``create``, or when a sweep's tasks are all done."""
+        for path in [f for d in (self.root, self.runs, self.failed) for f in d.glob(".*.tmp*")]:
+            path.unlink(missing_ok=True)
+
+    def write_probe(self) -> str:
+        """Write a new random token to ``.probe`` and return it (see ``sees_store``)."""
+        token = secrets.token_hex(16)
+        atomic_write_bytes(self.root / ".probe", token.encode())
+        return token
 
     def run_path(self, key: str) -> Path:
         return self.runs / f"{key}.nc"
@@ -251,13 +268,28 @@ class RunStore:
 
     def write_run(self, key: str, ds: xr.Dataset) -> Path:
         """Write a finished run atomically and index it; the file records its key and result format."""
-        path = self.run_path(key)
-        with writing(path) as tmp:
+        self.record_runs({key: self.write_run_file(key, ds)})
+        return self.run_path(key)
+
+    def write_run_file(self, key: str, ds: xr.Dataset) -> IndexEntry:
+        """Write a finished run's file atomically, without indexing it (what a worker does: the
+        driver indexes it with ``record_runs``); returns its size and digest."""
+        with writing(self.run_path(key)) as tmp:
             write_netcdf(ds.assign_attrs(run_key=key), tmp)
             data = tmp.read_bytes()
-        self._append_index(key, IndexEntry(len(data), file_digest(data)))
-        (self.failed / f"{key}.json").unlink(missing_ok=True)
-        return path
+        return IndexEntry(len(data), file_digest(data))
+
+    def record_runs(self, entries: dict[str, IndexEntry]) -> None:
+        """Index run files already in place (one append for all) and drop their failure records."""
+        lines = "".join(json.dumps({"key": k, "size": e.size, "digest": e.digest}) + "\n" for k, e in entries.items())
+        try:
+            with open(self.index_path, "a") as f:
+                f.write(lines)
+        except OSError as exc:
+            raise write_error(self.index_path, exc) from None
+        self.index()  # reads these lines too
+        for key in entries:
+            (self.failed / f"{key}.json").unlink(missing_ok=True)
 
     def link_from(self, other: RunStore, key: str) -> bool:
         """Bring the run ``key`` of store ``other`` into this one if its file verifies there (a hard
@@ -270,30 +302,31 @@ class RunStore:
                 os.link(other.run_path(key), tmp)
             except OSError:  # another filesystem, or links not allowed
                 tmp.write_bytes(data)
-        self._append_index(key, IndexEntry(len(data), file_digest(data)))
+        self.record_runs({key: IndexEntry(len(data), file_digest(data))})
         return True
-
-    def _append_index(self, key: str, entry: IndexEntry) -> None:
-        line = json.dumps({"key": key, "size": entry.size, "digest": entry.digest}) + "\n"
-        try:
-            with open(self.index_path, "a") as f:
-                f.write(line)
-        except OSError as exc:
-            raise write_error(self.index_path, exc) from None
-        self.index()[key] = entry
 
     def index(self) -> dict[str, IndexEntry]:
         """{key: IndexEntry} of the indexed run files (the last line of a key wins; a line torn by
-        an interruption is ignored, its run recomputed)."""
-        if self._index is None:
-            self._index = {}
-            with contextlib.suppress(FileNotFoundError), open(self.index_path, "rb") as f:
-                for line in f:
-                    try:
-                        rec = json.loads(line)
-                        self._index[rec["key"]] = IndexEntry(int(rec["size"]), str(rec["digest"]))
-                    except (ValueError, KeyError, TypeError):
-                        continue
+        an interruption is ignored, its run recomputed). Lines appended since the last call (by
+        another RunStore of the same folder, another process) are read on each call."""
+        try:
+            size = self.index_path.stat().st_size
+        except FileNotFoundError:
+            size = 0
+        if self._index is None or size < self._index_read:  # first call, or the index was replaced
+            self._index, self._index_read = {}, 0
+        if size > self._index_read:
+            with open(self.index_path, "rb") as f:
+                f.seek(self._index_read)
+                tail = f.read(size - self._index_read)
+            complete = tail[: tail.rfind(b"\n") + 1]  # a line still being written is read next time
+            self._index_read += len(complete)
+            for line in complete.splitlines():
+                try:
+                    rec = json.loads(line)
+                    self._index[rec["key"]] = IndexEntry(int(rec["size"]), str(rec["digest"]))
+                except (ValueError, KeyError, TypeError):
+                    continue
         return self._index
 
     def write_failure(self, key: str, record: dict) -> None:
@@ -366,6 +399,23 @@ class RunStore:
                 nc.close()
         return nc is not None
 
+    def indexed_keys(self, keys: Iterable[str]) -> set[str]:
+        """Keys among ``keys`` whose run file is indexed and has its indexed size: what resume and
+        status count as stored, without opening a file (the bytes are verified where they are read).
+        A folder at a run's path is a StoreError."""
+        index, stored = self.index(), self.stored_keys()
+        out = set()
+        for key in keys:
+            if key not in stored:
+                continue
+            path, entry = self.run_path(key), index.get(key)
+            with contextlib.suppress(FileNotFoundError):
+                if entry is not None and path.stat().st_size == entry.size:
+                    out.add(key)
+                elif path.is_dir():
+                    raise StoreError(str(path), "is a folder where a run file belongs: remove it")
+        return out
+
     def done_keys(self, keys: Iterable[str]) -> set[str]:
         """Keys among ``keys`` whose file verifies; a corrupt or outdated file is removed."""
         stored = self.stored_keys()
@@ -373,6 +423,6 @@ class RunStore:
 
     def status(self) -> Status:
         plan = self.read_plan()
-        stored = self.stored_keys() & plan.keys()
+        stored = self.indexed_keys(plan)
         failed = (set(self.failures()) & plan.keys()) - stored
         return Status(len(plan), len(stored), len(failed))

@@ -1,5 +1,6 @@
-"""Two drivers on one store, a scheduler lost mid-sweep, a sweep with nothing to run on: nothing is lost
-or recorded wrongly, and no driver waits without saying why."""
+"""Two drivers on one store, a scheduler lost mid-sweep, a sweep with nothing to run on, workers as on
+separate machines writing into a shared store: nothing is lost or recorded wrongly, and no driver
+waits without saying why."""
 
 import json
 import os
@@ -8,11 +9,13 @@ import subprocess
 import sys
 import time
 
+import dask.config
 import numpy as np
 import pytest
 from conftest import record_figure, small_spec, write_spec
+from distributed import Client
 from epmsweep.sweep import RunStore, open_client, run_sweep
-from epmsweep.sweep.execute import SweepIncomplete
+from epmsweep.sweep.execute import BATCH_FROM, StoreAccess, SweepIncomplete, sees_store
 
 CLI = [sys.executable, "-m", "epmsweep.sweep.cli"]
 
@@ -91,6 +94,31 @@ def stop(procs):
         p.wait(timeout=30)
 
 
+def test_workers_as_on_separate_machines_write_batches_into_a_shared_store(tmp_path, client):
+    """A `dask scheduler` and 3 `dask worker` processes with their own local folders, the store on
+    a folder they share: every worker sees the store (the driver's token), the batched runs are
+    each indexed once, and the data equal a sweep of one run per task on the local cluster."""
+    spec = creep_free_spec("shared", replicas=(BATCH_FROM + 20) // 4, strain_end=0.2)  # 2 states x 2 rates
+    out = tmp_path / "shared-folder"
+    sched_file, procs = start_scheduler(tmp_path, workers=3)
+    try:
+        with Client(scheduler_file=str(sched_file), timeout=60) as remote:
+            remote.wait_for_workers(3, timeout=120)
+            tree = run_sweep(spec, out=out, client=remote, progress=False)
+            store = RunStore(out, "shared")
+            access = StoreAccess(str(out), "shared", (store.root / ".probe").read_text())
+            seen = remote.run(sees_store, access)
+    finally:
+        stop(procs)
+    assert len(seen) == 3 and all(seen.values()), seen
+    keys = [json.loads(line)["key"] for line in index_lines(store)]
+    assert len(keys) == len(set(keys)) == BATCH_FROM + 20 == store.status().done
+    with dask.config.set({"epmsweep.sweep.runs-per-task": 1}):
+        reference = run_sweep(spec, out=tmp_path / "reference", client=client, progress=False)
+    for name in reference["imposed_rate"].to_dataset().data_vars:
+        np.testing.assert_array_equal(tree["imposed_rate"][name].values, reference["imposed_rate"][name].values)
+
+
 def test_losing_the_scheduler_leaves_runs_pending_not_failed(tmp_path):
     """SIGKILL the scheduler mid-sweep: the driver ends with a message (no traceback), records no
     failure; the rerun on a new cluster computes exactly the missing runs, bit-identical to an
@@ -114,7 +142,7 @@ def test_losing_the_scheduler_leaves_runs_pending_not_failed(tmp_path):
     assert "Traceback" not in stderr and "KeyError" not in stderr
     status = store.status()
     assert store.failures() == {} and status.failed == 0 and 5 <= status.done < 40
-    before = {k: store.run_path(k).stat().st_mtime_ns for k in store.stored_keys()}
+    before = {k: store.run_path(k).stat().st_mtime_ns for k in store.indexed_keys(store.stored_keys())}
     with open_client(n_workers=2) as client:
         tree = run_sweep(spec, out=out, client=client, progress=False)
         reference = run_sweep(spec, out=tmp_path / "reference", client=client, progress=False)

@@ -83,7 +83,7 @@ def test_driver_killed_then_resume(tmp_path, client, signum):
     proc = subprocess.Popen(cmd, start_new_session=True, stderr=subprocess.PIPE, text=True)
     store = RunStore(out, "interrupted")
     deadline = time.time() + 120
-    while len(store.stored_keys()) < 5 and time.time() < deadline:
+    while len(store.index()) < 5 and time.time() < deadline:
         time.sleep(0.05)
     os.killpg(proc.pid, signum)
     _, err = proc.communicate(timeout=60)
@@ -91,7 +91,7 @@ def test_driver_killed_then_resume(tmp_path, client, signum):
         assert proc.returncode == 128 + signum and "resume" in err, err
     else:
         assert proc.returncode == -signal.SIGKILL
-    before = {k: store.run_path(k).stat().st_mtime_ns for k in store.stored_keys()}
+    before = {k: store.run_path(k).stat().st_mtime_ns for k in store.indexed_keys(store.stored_keys())}
     assert 5 <= len(before) < 40, "the interruption must land part-way"
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
