@@ -24,17 +24,20 @@ from .spec import PRIMARY_DIMS, PROTOCOLS, Spec, StateSpec, axis_groups, model_p
 STATE_STREAM, DYNAMICS_STREAM = 0, 1
 
 
+def _json_default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"cannot serialise {type(o).__name__}")
+
+
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=_json_default)
+
+
 def canonical_json(obj) -> str:
     """JSON with sorted keys, floats by repr and numpy scalars as Python types."""
-
-    def default(o):
-        if isinstance(o, np.generic):
-            return o.item()
-        if isinstance(o, np.ndarray):
-            return o.tolist()
-        raise TypeError(f"cannot serialise {type(o).__name__}")
-
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=default)
+    return _CANONICAL.encode(obj)
 
 
 def spawn_key(stream: int, coords: dict) -> tuple[int, ...]:
