@@ -8,8 +8,10 @@
    and the driver's CPU per run (target <= 0.5 ms).
 3. Assembly of 10^4 run files (produced by the service in step 2 at full size): wall time and
    peak memory of the assembling process (target: < 30 s, bounded memory).
+4. ``--plan`` (alone): planning a sweep of 10^6 runs (1000 replicas x 1000 shear rates, L = 16),
+   every key made once, in a fresh process: CPU seconds and peak memory (target: < 10 s, < 1 GB).
 
-Run: ``python benchmarks/sweep.py [--quick]`` (quick: 40 long runs, 2000 short runs).
+Run: ``python benchmarks/sweep.py [--quick | --plan]`` (quick: 40 long runs, 2000 short runs).
 """
 
 from __future__ import annotations
@@ -68,10 +70,30 @@ def assembly(out: Path, name: str) -> tuple[float, float, float]:
     return wall, mem, base_mem
 
 
+def planning(replicas: int = 1000, n_rates: int = 1000) -> tuple[int, float, float]:
+    """Runs, CPU seconds and peak resident memory (MiB) of ``make_plan`` and one pass over all keys
+    of a sweep of ``replicas`` x ``n_rates`` runs, in a fresh process."""
+    sweep = spec("plan", replicas, 16, 1.0)
+    sweep["imposed_rate"]["shear_rate"] = [1e-4 * (i + 1) for i in range(n_rates)]
+    code = (
+        "import resource, time; from epmsweep.sweep import make_plan, parse_spec; t0 = time.process_time();"
+        f"plan = make_plan(parse_spec({sweep!r})); n = sum(1 for _ in plan.keys()); "
+        "print(n, time.process_time() - t0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
+    )
+    n, seconds, mem = subprocess.check_output([sys.executable, "-c", code]).split()
+    return int(n), float(seconds), float(mem)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--plan", action="store_true", help="only the planning of a 10^6-run sweep")
     args = parser.parse_args()
+    if args.plan:
+        n, seconds, mem = planning()
+        print(f"4. planning {n} runs (every key once): {seconds:.1f} s CPU, peak RSS {mem:.0f} MiB")
+        print("   target < 10 s and < 1 GB")
+        return
     n_long, n_short = (40, 2000) if args.quick else (200, 10_000)
     long_runs = spec("long", n_long, 32, 10.0)
     short_runs = spec("short", n_short, 8, 0.05)

@@ -184,7 +184,7 @@ N_RECORDS = variable("n_avalanches")
 def _write_group(root: netCDF4.Dataset, name: str, plan: Plan, store: RunStore, read: Callable) -> xr.Dataset:
     """Write the group of protocol ``name`` from the runs ``read`` returns; returns its series and
     scalars (without the fields) as an in-memory Dataset."""
-    runs = [r for r in plan.runs if r.protocol == name]
+    runs = list(plan.protocol_runs(name))
     dims, coords = plan.dims[name], plan.coords[name]
     layout = _GroupLayout(runs)
     grp = root.createGroup(name)

@@ -150,13 +150,14 @@ def describe(plan: Plan, stored: set[str]) -> list[str]:
         axes.append(("seed", range(spec.replicas), " (replicas)"))
         blocks[name] = axes
     width = max(len(a[0]) for axes in blocks.values() for a in axes)
-    lines = []
+    lines, done = [], 0
     for name, axes in blocks.items():
-        runs = [r for r in plan.runs if r.protocol == name]
-        lines.append(f"{name}: {len(runs)} runs ({sum(r.key in stored for r in runs)} stored)")
+        is_stored = [r.key in stored for r in plan.protocol_runs(name)]
+        done += sum(is_stored)
+        lines.append(f"{name}: {len(is_stored)} runs ({sum(is_stored)} stored)")
         for axis, values, note in axes:
             lines.append(f"  {axis:<{width}}  {len(values):>6}  {_span(values)}{note}")
-    total, done = len(plan.runs), len(stored & {r.key for r in plan.runs})
+    total = len(plan.runs)
     lines.append(f"total: {total} runs, {done} stored, {total - done} to compute")
     return lines
 
@@ -172,7 +173,7 @@ def _duration(seconds: float) -> str:
 def describe_estimate(plan: Plan, stored: set[str], est: Estimate, cores: int | None = None) -> list[str]:
     """Lines of ``epmsweep plan`` on the estimated compute of the runs still to compute."""
     cores = cores or os.cpu_count() or 1
-    todo = [r.key for r in plan.runs if r.key not in stored]
+    todo = [k for k in plan.keys() if k not in stored]
     cpu = est.seconds(todo)
     return [
         f"estimated compute: {cpu / 3600:.3g} core-hours ({_duration(cpu)} of CPU) for the {len(todo)} runs to "

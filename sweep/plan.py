@@ -12,7 +12,8 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-from collections.abc import Iterator
+import math
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -23,17 +24,20 @@ from .spec import PRIMARY_DIMS, PROTOCOLS, Spec, StateSpec, axis_groups, model_p
 STATE_STREAM, DYNAMICS_STREAM = 0, 1
 
 
+def _json_default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"cannot serialise {type(o).__name__}")
+
+
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=_json_default)
+
+
 def canonical_json(obj) -> str:
     """JSON with sorted keys, floats by repr and numpy scalars as Python types."""
-
-    def default(o):
-        if isinstance(o, np.generic):
-            return o.item()
-        if isinstance(o, np.ndarray):
-            return o.tolist()
-        raise TypeError(f"cannot serialise {type(o).__name__}")
-
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=default)
+    return _CANONICAL.encode(obj)
 
 
 def spawn_key(stream: int, coords: dict) -> tuple[int, ...]:
@@ -85,9 +89,17 @@ class Plan:
     """All runs of a sweep, grouped by protocol, with the dimensions and coordinates of each group."""
 
     spec: Spec
-    runs: tuple[Run, ...]
+    runs: Runs
     dims: dict  # protocol -> tuple of dim names (sweep axes only)
     coords: dict  # protocol -> {dim or coordinate name: (dim, values)}
+
+    def keys(self) -> Iterator[str]:
+        """The run keys in plan order."""
+        return (r.key for r in self.runs)
+
+    def protocol_runs(self, name: str) -> Iterator[Run]:
+        """The runs of protocol ``name`` in plan order."""
+        return self.runs.protocol(name)
 
 
 def run_key(run_fields: dict) -> str:
@@ -107,37 +119,101 @@ def _primary(spec: Spec, name: str) -> list[tuple[str, str, tuple]]:
     return [(arg, PRIMARY_DIMS[name], spec.protocols[name][1])] if arg else []
 
 
-def _protocol_runs(spec: Spec, name: str) -> Iterator[Run]:
-    fixed, _ = spec.protocols[name]
-    primary = _primary(spec, name)
-    groups = axis_groups(spec)
-    orders = [range(len(spec.states)), *(sorted_order(values) for _, _, values in primary)]
-    orders += [sorted_order(g[0].values) for g in groups] + [range(spec.replicas)]
-    for index in itertools.product(*(range(len(o)) for o in orders)):
-        si, *pis, replica = (o[i] for o, i in zip(orders, index, strict=True))
-        pis, gis = pis[: len(primary)], pis[len(primary) :]
-        state = spec.states[si]
-        overrides = {a.name: a.values[gi] for g, gi in zip(groups, gis, strict=True) for a in g}
-        own = {arg: values[pi] for (arg, _, values), pi in zip(primary, pis, strict=True)}
-        coords = {"initial_state": state.label, **{dim: own[arg] for arg, dim, _ in primary}}
+class _ProtocolRuns:
+    """The runs of one protocol, made on demand from their product indices (state, primary value,
+    model-parameter groups, replica); the parts that do not depend on the replica, state or primary
+    value are computed once per model-parameter point."""
+
+    def __init__(self, spec: Spec, name: str):
+        self.spec, self.name = spec, name
+        self.fixed = spec.protocols[name][0]
+        self.primary = _primary(spec, name)
+        self.groups = axis_groups(spec)
+        orders = [range(len(spec.states)), *(sorted_order(values) for _, _, values in self.primary)]
+        self.orders = orders + [sorted_order(g[0].values) for g in self.groups] + [range(spec.replicas)]
+        self.shape = tuple(len(o) for o in self.orders)
+        self.size = math.prod(self.shape)
+        self.states = [s.describe() for s in spec.states]
+        self._points: dict[tuple, tuple[dict, dict]] = {}
+
+    def _point(self, gis: tuple) -> tuple[dict, dict]:
+        """Overrides and the model's key fields of the model-parameter point ``gis``."""
+        if gis not in self._points:
+            overrides = {a.name: a.values[gi] for g, gi in zip(self.groups, gis, strict=True) for a in g}
+            params = self.spec.model_parameters(overrides)
+            self._points[gis] = overrides, {**asdict(params), "thresholds": asdict(params.thresholds)}
+        return self._points[gis]
+
+    def run(self, index: tuple[int, ...]) -> Run:
+        """The run at ``index`` (positions on the sorted sweep dimensions)."""
+        si, *pis, replica = (o[i] for o, i in zip(self.orders, index, strict=True))
+        pis, gis = pis[: len(self.primary)], tuple(pis[len(self.primary) :])
+        state = self.spec.states[si]
+        overrides, model = self._point(gis)
+        own = {arg: values[pi] for (arg, _, values), pi in zip(self.primary, pis, strict=True)}
+        coords = {"initial_state": state.label, **{dim: own[arg] for arg, dim, _ in self.primary}}
         coords.update({k.replace(".", "_"): v for k, v in overrides.items()})
         coords["seed"] = replica
-        kwargs = {**own, **fixed}
-        params = spec.model_parameters(overrides)
+        kwargs = {**own, **self.fixed}
         run_fields = {
-            "model": {**asdict(params), "thresholds": asdict(params.thresholds)},
-            "protocol": name,
+            "model": model,
+            "protocol": self.name,
             "protocol_kwargs": kwargs,
-            "state": state.describe(),
+            "state": self.states[si],
             "coords": coords,
-            "base_seed": spec.seed,
+            "base_seed": self.spec.seed,
         }
-        yield Run(name, tuple(index), coords, spec.model, overrides, kwargs, state, spec.seed, run_key(run_fields))
+        key = run_key(run_fields)
+        return Run(self.name, index, coords, self.spec.model, dict(overrides), kwargs, state, self.spec.seed, key)
+
+    def at(self, position: int) -> Run:
+        """The run at ``position`` in this protocol's order (last dimension fastest)."""
+        index = []
+        for n in reversed(self.shape):
+            position, i = divmod(position, n)
+            index.append(i)
+        return self.run(tuple(reversed(index)))
+
+    def __iter__(self) -> Iterator[Run]:
+        for index in itertools.product(*(range(n) for n in self.shape)):
+            yield self.run(index)
+
+
+class Runs(Sequence):
+    """The runs of a plan in plan order (protocols in spec order, each over the product of its
+    dimensions, last fastest), a read-only sequence making each Run when it is asked for."""
+
+    def __init__(self, parts: list[_ProtocolRuns]):
+        self._parts = parts
+
+    def __len__(self) -> int:
+        return sum(p.size for p in self._parts)
+
+    def __iter__(self) -> Iterator[Run]:
+        for part in self._parts:
+            yield from part
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return tuple(self[j] for j in range(len(self))[i])
+        n = len(self)
+        if not -n <= i < n:
+            raise IndexError(f"run index {i} out of range for a plan of {n} runs")
+        i %= n
+        for part in self._parts:
+            if i < part.size:
+                return part.at(i)
+            i -= part.size
+        raise AssertionError("unreachable")
+
+    def protocol(self, name: str) -> Iterator[Run]:
+        """The runs of protocol ``name`` in plan order."""
+        return iter(next((p for p in self._parts if p.name == name), ()))
 
 
 def make_plan(spec: Spec) -> Plan:
     """Expand a validated spec into its runs (full product; zipped axes vary together)."""
-    runs, dims, coords = [], {}, {}
+    dims, coords = {}, {}
     groups = axis_groups(spec)
     for name in spec.protocols:
         primary = _primary(spec, name)
@@ -152,5 +228,4 @@ def make_plan(spec: Spec) -> Plan:
             for a in g:
                 c[a.dim] = (g[0].dim, [a.values[i] for i in order])
         coords[name] = c
-        runs.extend(_protocol_runs(spec, name))
-    return Plan(spec, tuple(runs), dims, coords)
+    return Plan(spec, Runs([_ProtocolRuns(spec, name) for name in spec.protocols]), dims, coords)

@@ -1,7 +1,14 @@
 """Keys and seeds: stable, and dependent only on what determines a run."""
 
+import itertools
+import math
+from dataclasses import asdict
+
+import pytest
 from conftest import small_spec
 from epmsweep.sweep import make_plan, parse_spec
+from epmsweep.sweep.plan import Run, _primary, run_key, sorted_order
+from epmsweep.sweep.spec import axis_groups
 
 
 def keyed(spec: dict) -> dict:
@@ -37,3 +44,62 @@ def test_replicas_share_initial_state_across_rates_not_across_replicas():
     seeds = {(r.coords["seed"], r.state_seed.spawn_key) for r in rate}
     assert len(seeds) == 2  # one initial-state stream per replica, shared by both rates
     assert len({r.dynamics_seed.spawn_key for r in rate}) == len(rate)
+
+
+def reference_runs(spec) -> list[Run]:
+    """Every run expanded one by one, its model parameters and their fields made per run."""
+    runs = []
+    for name, (fixed, _) in spec.protocols.items():
+        primary, groups = _primary(spec, name), axis_groups(spec)
+        orders = [range(len(spec.states)), *(sorted_order(values) for _, _, values in primary)]
+        orders += [sorted_order(g[0].values) for g in groups] + [range(spec.replicas)]
+        for index in itertools.product(*(range(len(o)) for o in orders)):
+            si, *pis, replica = (o[i] for o, i in zip(orders, index, strict=True))
+            pis, gis = pis[: len(primary)], pis[len(primary) :]
+            state = spec.states[si]
+            overrides = {a.name: a.values[gi] for g, gi in zip(groups, gis, strict=True) for a in g}
+            own = {arg: values[pi] for (arg, _, values), pi in zip(primary, pis, strict=True)}
+            coords = {"initial_state": state.label, **{dim: own[arg] for arg, dim, _ in primary}}
+            coords.update({k.replace(".", "_"): v for k, v in overrides.items()})
+            coords["seed"] = replica
+            params = spec.model_parameters(overrides)
+            fields = {"model": {**asdict(params), "thresholds": asdict(params.thresholds)}, "protocol": name,
+                      "protocol_kwargs": {**own, **fixed}, "state": state.describe(), "coords": coords,
+                      "base_seed": spec.seed}
+            runs.append(Run(name, index, coords, spec.model, overrides, {**own, **fixed}, state, spec.seed,
+                            run_key(fields)))
+    return runs
+
+
+def zipped_spec():
+    """Both protocols, unsorted primary values, a zip group of two axes and a further axis."""
+    return parse_spec(small_spec(replicas=3,
+                                 imposed_rate={"shear_rate": [0.03, 0.01, 0.02], "strain_end": 0.3, "n_records": 10},
+                                 axes={"tau_res": [2.5, 1.5, 2.0], "thresholds.shift": [0.2, 0.0, 0.1],
+                                       "thresholds.scale": [0.6, 0.5]},
+                                 zip=[["tau_res", "thresholds.shift"]]))
+
+
+def test_runs_made_on_demand_equal_the_run_by_run_expansion():
+    spec = zipped_spec()
+    plan, reference = make_plan(spec), reference_runs(spec)
+    assert list(plan.runs) == reference
+    assert list(plan.runs) == list(plan.runs), "iterating twice gives the same runs"
+    assert list(plan.keys()) == [r.key for r in reference]
+    for name in spec.protocols:
+        assert list(plan.protocol_runs(name)) == [r for r in reference if r.protocol == name]
+
+
+def test_length_and_positions_of_the_runs():
+    spec = zipped_spec()
+    runs = make_plan(spec).runs
+    sizes = {name: len(spec.states) * len(values or [None]) * 3 * 2 * spec.replicas
+             for name, (_, values) in spec.protocols.items()}
+    assert len(runs) == sum(sizes.values()) == 2 * 3 * 3 * 2 * 3 + 2 * 2 * 3 * 2 * 3
+    assert sizes == {"imposed_rate": math.prod((2, 3, 3, 2, 3)), "imposed_stress": math.prod((2, 2, 3, 2, 3))}
+    iterated = list(runs)
+    assert [runs[i] for i in range(len(runs))] == iterated
+    assert runs[-1] == iterated[-1] and runs[3:7] == tuple(iterated[3:7])
+    for bad in (len(runs), -len(runs) - 1):
+        with pytest.raises(IndexError, match=f"run index {bad} out of range"):
+            runs[bad]
