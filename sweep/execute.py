@@ -384,7 +384,7 @@ def run_sweep(
         store.create()
         store.write_spec(spec)
         store.write_plan({r.key: {"protocol": r.protocol, **r.coords} for r in plan.runs})
-        planned = {r.key for r in plan.runs}
+        planned = set(plan.keys())
         for _ in range(2):  # again for the runs whose files the assembly found damaged (and removed)
             done = store.indexed_keys(planned)
             failed = set() if retry_failed else set(store.failures())
