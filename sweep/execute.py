@@ -257,7 +257,8 @@ def execute(
     tasks per worker in flight, which keeps the scheduler's graph small. A worker that shares
     the store's filesystem writes its results there itself (atomically); otherwise they come
     back through Dask and this process writes them. Only this process writes the index, as each
-    task finishes: an interruption loses at most the runs in flight. ``compute`` (worker side,
+    task finishes: an interruption loses at most the runs in flight (those whose files a worker
+    wrote are indexed by the next driver, ``RunStore.index_unindexed``). ``compute`` (worker side,
     one run in, ``("ok", Dataset)`` or ``("failed", record)`` out) and ``warm`` (run once on
     every worker first) default to the lattice engine's; other tasks with ``key``, ``protocol``
     and ``coords`` (the particle simulations' probes) pass their own.
@@ -366,7 +367,7 @@ def run_sweep(
     """Run a sweep (file, dict or parsed Spec) and return the assembled DataTree.
 
     Finished runs already in ``<out>/<name>/runs`` are skipped (resume: the index says which,
-    no file is opened); failed runs are skipped unless ``retry_failed``. A stored file that the
+    no indexed file is opened; files no driver indexed are checked and indexed); failed runs are skipped unless ``retry_failed``. A stored file that the
     assembly finds damaged is removed, its run computed again and the sweep assembled again.
     Without ``client``, ``cluster()`` gives one for the compute (default:
     an embedded LocalCluster with ``n_workers`` single-threaded worker processes), opened only

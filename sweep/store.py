@@ -226,7 +226,30 @@ class RunStore:
         for folder in (self.root, self.runs, self.failed):
             atomic_write_bytes(folder / ".writable", b"")  # a read-only folder fails here, before any compute
             (folder / ".writable").unlink()
+        self.index_unindexed()
         return self
+
+    def index_unindexed(self) -> int:
+        """Index the run files that no driver indexed: written by a worker whose driver stopped
+        before the task's result reached it (or by a store without an index). Each is opened and
+        indexed if it holds the run of its name in the current result format, else removed; a
+        finished run is never computed again. Returns the number indexed."""
+        index, entries = self.index(), {}
+        for key in sorted(self.stored_keys() - index.keys()):
+            path = self.run_path(key)
+            try:
+                data = path.read_bytes()
+            except (FileNotFoundError, IsADirectoryError):
+                continue
+            with NETCDF_LOCK:
+                nc = self._open_run(key, data)
+            if nc is None:
+                continue
+            nc.close()
+            entries[key] = IndexEntry(len(data), file_digest(data))
+        if entries:
+            self.record_runs(entries)
+        return len(entries)
 
     def remove_temporaries(self) -> None:
         """Remove the temporary files of writes that never completed (a writer killed mid-write).
@@ -370,10 +393,13 @@ class RunStore:
         such a file is removed.
 
         The caller holds ``NETCDF_LOCK`` while it uses the file."""
-        path = self.run_path(key)
         data = self.verified_bytes(key)
-        if data is None:
-            return None
+        return None if data is None else self._open_run(key, data)
+
+    def _open_run(self, key: str, data: bytes) -> netCDF4.Dataset | None:
+        """``data`` opened (masking off) if it is the run ``key`` in the current result format; else
+        None and the run file is removed. The caller holds ``NETCDF_LOCK``."""
+        path = self.run_path(key)
         try:
             nc = netCDF4.Dataset(path.name, memory=data)
         except (OSError, RuntimeError):

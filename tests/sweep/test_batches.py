@@ -75,3 +75,27 @@ def test_batches_are_sized_from_the_cost_and_leave_every_worker_work():
     assert batches(tasks[:5], None, n_workers=4) == [[t] for t in tasks[:5]]
     with dask.config.set({"epmsweep.sweep.runs-per-task": 0}), pytest.raises(ParameterError, match="runs-per-task"):
         batches(tasks, None, n_workers=4)
+
+
+def test_run_files_written_but_never_indexed_are_indexed_not_computed_again(tmp_path, client):
+    """A driver stopped after the workers wrote three runs but before it indexed them: the rerun
+    indexes those three (their files untouched) and computes the rest; an unindexed file holding
+    another run, and a truncated one, are removed and computed again."""
+    spec = small_spec(name="w")
+    runs = list(make_plan(parse_spec(spec)).runs)
+    store = RunStore(tmp_path, "w").create()
+    token = store.write_probe()
+    written = compute_batch(compute_run, runs[:5], StoreAccess(str(tmp_path), "w", token))
+    assert [o for o, _ in written] == ["stored"] * 5
+    foreign, truncated = runs[3].key, runs[4].key
+    store.run_path(foreign).write_bytes(store.run_path(runs[0].key).read_bytes())  # holds run 0
+    data = store.run_path(truncated).read_bytes()
+    store.run_path(truncated).write_bytes(data[: len(data) // 2])
+    kept = {r.key: store.run_path(r.key).stat() for r in runs[:3]}
+    tree = run_sweep(spec, out=tmp_path, client=client, progress=False)
+    for key, before in kept.items():
+        after = store.run_path(key).stat()
+        assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns), "not computed again"
+    assert store.status().done == len(runs) and all(store.verify(r.key) for r in runs)
+    again = run_sweep(spec, out=tmp_path / "fresh", client=client, progress=False)
+    assert_same_data(tree, again)
