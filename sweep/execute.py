@@ -367,15 +367,15 @@ def run_sweep(
     """Run a sweep (file, dict or parsed Spec) and return the assembled DataTree.
 
     Finished runs already in ``<out>/<name>/runs`` are skipped (resume: the index says which,
-    no indexed file is opened; files no driver indexed are checked and indexed); failed runs are skipped unless ``retry_failed``. A stored file that the
-    assembly finds damaged is removed, its run computed again and the sweep assembled again.
-    Without ``client``, ``cluster()`` gives one for the compute (default:
-    an embedded LocalCluster with ``n_workers`` single-threaded worker processes), opened only
-    when there is something to compute, after the store is checked, and closed. The assembled file is
-    ``<out>/<name>.nc``. The store is locked for the call (a second driver gets a StoreError);
-    a store holding another sweep of the same name (one with runs this one does not plan) is a
-    StoreError unless ``replace`` (stored runs are reused where they match: run keys are content
-    hashes).
+    no indexed file is opened; files no driver indexed are checked and indexed); failed runs
+    are skipped unless ``retry_failed``. A stored file that the assembly finds damaged is
+    removed, its run computed again and the sweep assembled again. Without ``client``,
+    ``cluster()`` gives one for the compute (default: an embedded LocalCluster with
+    ``n_workers`` single-threaded worker processes), opened only when there is something to
+    compute, after the store is checked, and closed. The assembled file is ``<out>/<name>.nc``.
+    The store is locked for the call (a second driver gets a StoreError); a store holding
+    another sweep of the same name (one with runs this one does not plan) is a StoreError
+    unless ``replace`` (stored runs are reused where they match: run keys are content hashes).
     """
     spec = spec if isinstance(spec, Spec) else parse_spec(spec)
     plan = make_plan(spec)
