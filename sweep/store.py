@@ -229,11 +229,11 @@ class RunStore:
         self.index_unindexed()
         return self
 
-    def index_unindexed(self) -> int:
+    def index_unindexed(self) -> None:
         """Index the run files that no driver indexed: written by a worker whose driver stopped
         before the task's result reached it (or by a store without an index). Each is opened and
         indexed if it holds the run of its name in the current result format, else removed; a
-        finished run is never computed again. Returns the number indexed."""
+        finished run is never computed again."""
         index, entries = self.index(), {}
         for key in sorted(self.stored_keys() - index.keys()):
             path = self.run_path(key)
@@ -249,7 +249,6 @@ class RunStore:
             entries[key] = IndexEntry(len(data), file_digest(data))
         if entries:
             self.record_runs(entries)
-        return len(entries)
 
     def remove_temporaries(self) -> None:
         """Remove the temporary files of writes that never completed (a writer killed mid-write).
