@@ -8,8 +8,9 @@
    and the driver's CPU per run (target <= 0.5 ms).
 3. Assembly of 10^4 run files (produced by the service in step 2 at full size): wall time and
    peak memory of the assembling process (target: < 30 s, bounded memory).
-4. ``--plan`` (alone): planning a sweep of 10^6 runs (1000 replicas x 1000 shear rates, L = 16),
-   every key made once, in a fresh process: CPU seconds and peak memory (target: < 10 s, < 1 GB).
+4. ``--plan`` (alone): a sweep of 10^6 runs (1000 replicas x 1000 shear rates, L = 16): planning
+   (every key made, the plan written), ``status`` and the resume check with every run stored, each
+   in a fresh process: wall seconds and peak memory (target: each < 10 s, < 1 GB).
 
 Run: ``python benchmarks/sweep.py [--quick | --plan]`` (quick: 40 long runs, 2000 short runs).
 """
@@ -17,6 +18,7 @@ Run: ``python benchmarks/sweep.py [--quick | --plan]`` (quick: 40 long runs, 200
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
@@ -24,7 +26,9 @@ import time
 from pathlib import Path
 
 from epmsweep.engine import simulate
-from epmsweep.sweep import make_plan, open_client, parse_spec, run_sweep
+from epmsweep.engine.files import file_digest
+from epmsweep.sweep import RunStore, make_plan, open_client, parse_spec, run_sweep
+from epmsweep.sweep.store import IndexEntry
 
 
 def spec(name: str, replicas: int, L: int, strain_end: float) -> dict:
@@ -70,18 +74,43 @@ def assembly(out: Path, name: str) -> tuple[float, float, float]:
     return wall, mem, base_mem
 
 
-def planning(replicas: int = 1000, n_rates: int = 1000) -> tuple[int, float, float]:
-    """Runs, CPU seconds and peak resident memory (MiB) of ``make_plan`` and one pass over all keys
-    of a sweep of ``replicas`` x ``n_rates`` runs, in a fresh process."""
+def fresh_process(code: str) -> list[str]:
+    """Run ``code`` in a fresh interpreter; its printed words, then its wall seconds and peak
+    resident memory (MiB)."""
+    wrapped = (
+        "import resource, time; t0 = time.perf_counter()\n" + code + "\n"
+        "print(time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
+    )
+    return subprocess.check_output([sys.executable, "-c", wrapped], text=True).split()
+
+
+def bookkeeping(out: Path, replicas: int = 1000, n_rates: int = 1000) -> list[tuple[str, float, float]]:
+    """Wall seconds and peak memory (MiB) of planning a sweep of ``replicas`` x ``n_rates`` runs
+    (every key made, the store checked, the plan written), of ``status`` and of the resume check
+    (planning again and finding the runs to compute, as ``run_sweep`` does) of the same sweep with
+    every run stored, each in a fresh process. The stored runs are empty
+    files with their index lines: neither step opens a run file."""
     sweep = spec("plan", replicas, 16, 1.0)
     sweep["imposed_rate"]["shear_rate"] = [1e-4 * (i + 1) for i in range(n_rates)]
-    code = (
-        "import resource, time; from epmsweep.sweep import make_plan, parse_spec; t0 = time.process_time();"
-        f"plan = make_plan(parse_spec({sweep!r})); n = sum(1 for _ in plan.keys()); "
-        "print(n, time.process_time() - t0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
+    setup = (
+        "from epmsweep.sweep import RunStore, make_plan, parse_spec\n"
+        "from epmsweep.sweep.execute import prepare_store, runs_to_compute\n"
+        f"spec = parse_spec({sweep!r}); plan = make_plan(spec); store = RunStore({str(out)!r}, 'plan')\n"
     )
-    n, seconds, mem = subprocess.check_output([sys.executable, "-c", code]).split()
-    return int(n), float(seconds), float(mem)
+    plan_code = setup + "with store.locked(): prepare_store(store, plan)"
+    figures = [("plan", *map(float, fresh_process(plan_code)))]
+    store = RunStore(out, "plan")
+    keys = store.read_plan()
+    for key in keys:
+        os.close(os.open(store.run_path(key), os.O_CREAT | os.O_WRONLY))
+    store.record_runs(dict.fromkeys(keys, IndexEntry(0, file_digest(b""))))
+    status = fresh_process(setup + "s = store.status(); assert s.done == s.planned == len(plan.runs), s; print(s.done)")
+    figures.append((f"status ({status[0]} done)", *map(float, status[1:])))
+    resume = fresh_process(
+        setup + "with store.locked(): print(len(runs_to_compute(plan, prepare_store(store, plan), store)))"
+    )
+    figures.append((f"resume check ({resume[0]} to compute)", *map(float, resume[1:])))
+    return figures
 
 
 def main() -> None:
@@ -90,9 +119,9 @@ def main() -> None:
     parser.add_argument("--plan", action="store_true", help="only the planning of a 10^6-run sweep")
     args = parser.parse_args()
     if args.plan:
-        n, seconds, mem = planning()
-        print(f"4. planning {n} runs (every key once): {seconds:.1f} s CPU, peak RSS {mem:.0f} MiB")
-        print("   target < 10 s and < 1 GB")
+        with tempfile.TemporaryDirectory() as tmp:
+            for step, seconds, mem in bookkeeping(Path(tmp)):
+                print(f"4. {step} of a 10^6-run sweep: {seconds:.1f} s, peak RSS {mem:.0f} MiB (target < 10 s, < 1 GB)")
         return
     n_long, n_short = (40, 2000) if args.quick else (200, 10_000)
     long_runs = spec("long", n_long, 32, 10.0)

@@ -138,7 +138,7 @@ def threshold_map(
         store = RunStore(root, name)
         with store.locked():
             store.create()
-            store.write_plan({t.key: {"protocol": PROTOCOL, **t.coords} for t in tasks})
+            store.write_plan(t.key for t in tasks)
             done = store.done_keys(t.key for t in tasks)
             todo = [t for t in tasks if t.key not in done]
             if todo:

@@ -82,8 +82,8 @@ def _add_figures_option(p: argparse.ArgumentParser, default: str) -> None:
 def _stored_sweep(out: str, name: str) -> RunStore:
     """The store of sweep ``name`` under ``out``, or ParameterError if there is none."""
     store = RunStore(out, name)
-    if not (store.root / "plan.json").is_file() or not (store.root / "spec.json").is_file():
-        raise ParameterError(name, f"no sweep of that name under {out} (no {store.root / 'plan.json'})")
+    if not store.has_plan() or not (store.root / "spec.json").is_file():
+        raise ParameterError(name, f"no sweep of that name under {out} (no {store.root / 'plan.keys'})")
     return store
 
 
@@ -109,7 +109,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
     spec = parse_spec(args.spec)
     plan = make_plan(spec)
-    stored = RunStore(args.out, spec.name).stored_keys() & {r.key for r in plan.runs}
+    stored = RunStore(args.out, spec.name).stored_keys() & set(plan.keys())
     print(f"{spec.name}: {args.spec} -> {Path(args.out) / spec.name}")
     for line in describe(plan, stored):
         print(line)
@@ -165,7 +165,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     out = Path(args.out)
     names = args.names
     if not names and out.is_dir():
-        names = sorted(p.name for p in out.iterdir() if (p / "plan.json").is_file())
+        names = sorted(p.name for p in out.iterdir() if RunStore(out, p.name).has_plan())
     if not names:
         print(f"no sweeps under {out}")
         return 1

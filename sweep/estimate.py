@@ -152,7 +152,7 @@ def describe(plan: Plan, stored: set[str]) -> list[str]:
     width = max(len(a[0]) for axes in blocks.values() for a in axes)
     lines, done = [], 0
     for name, axes in blocks.items():
-        is_stored = [r.key in stored for r in plan.protocol_runs(name)]
+        is_stored = [key in stored for key in plan.keys(name)]
         done += sum(is_stored)
         lines.append(f"{name}: {len(is_stored)} runs ({sum(is_stored)} stored)")
         for axis, values, note in axes:

@@ -381,26 +381,42 @@ def run_sweep(
     plan = make_plan(spec)
     store = RunStore(out, spec.name)
     with store.locked():
-        check_same_sweep(store, plan, replace)
-        store.create()
-        store.write_spec(spec)
-        store.write_plan({r.key: {"protocol": r.protocol, **r.coords} for r in plan.runs})
-        planned = set(plan.keys())
+        keys = prepare_store(store, plan, replace)
+        planned = set(keys)
         for _ in range(2):  # again for the runs whose files the assembly found damaged (and removed)
-            done = store.indexed_keys(planned)
-            failed = set() if retry_failed else set(store.failures())
-            todo = [r for r in plan.runs if r.key not in done and r.key not in failed]
+            todo = runs_to_compute(plan, keys, store, retry_failed)
             if todo:
                 cluster = cluster or functools.partial(open_client, n_workers=n_workers)
                 with nullcontext(client) if client is not None else cluster() as c:
                     if progress:
                         where = f"dashboard: {c.dashboard_link}"
-                        print(f"{spec.name}: {len(todo)} runs to compute ({len(done)} stored); {where}")
+                        print(f"{spec.name}: {len(todo)} runs to compute ({len(keys) - len(todo)} stored or failed); "
+                              f"{where}")  # fmt: skip
                     execute(todo, store, c, progress=progress, seconds=run_seconds(plan, todo))
             path = assemble_plan(plan, store, assembled_path(out, spec.name))
             if store.indexed_keys(planned) | set(store.failures()) >= planned:
                 break
         return xr.open_datatree(path, engine="netcdf4")
+
+
+def prepare_store(store: RunStore, plan: Plan, replace: bool = False) -> list[str]:
+    """Check that ``store`` may take ``plan`` (``check_same_sweep``), ready it (``RunStore.create``)
+    and record the sweep file and the plan; returns the plan's keys in plan order. The caller holds
+    the store's lock."""
+    keys = list(plan.keys())
+    check_same_sweep(store, plan.spec.name, set(keys), replace)
+    store.create()
+    store.write_spec(plan.spec)
+    store.write_plan(keys)
+    return keys
+
+
+def runs_to_compute(plan: Plan, keys: list[str], store: RunStore, retry_failed: bool = False) -> list[Run]:
+    """The runs of ``plan`` (``keys``: its keys in plan order) with no indexed file and, unless
+    ``retry_failed``, no failure record: made from their positions, the others never made. No
+    file is opened."""
+    skip = store.indexed_keys(keys) | (set() if retry_failed else set(store.failures()))
+    return [plan.runs[i] for i, key in enumerate(keys) if key not in skip]
 
 
 def run_seconds(plan: Plan, todo: list[Run]) -> Callable[[Run], float] | None:
@@ -414,18 +430,18 @@ def run_seconds(plan: Plan, todo: list[Run]) -> Callable[[Run], float] | None:
     return lambda run: est.run_seconds[run.key]
 
 
-def check_same_sweep(store: RunStore, plan: Plan, replace: bool) -> None:
-    """StoreError if ``store`` holds a sweep of the same name with runs ``plan`` does not have: its
+def check_same_sweep(store: RunStore, name: str, planned: set[str], replace: bool) -> None:
+    """StoreError if ``store`` holds a sweep ``name`` with runs not among ``planned``: its
     assembled ``<out>/<name>.nc`` would be replaced by one without them. Extending a sweep (every
     stored planned run still planned) is not a replacement; ``replace`` allows one."""
     if replace:
         return
-    dropped = store.read_plan().keys() - {r.key for r in plan.runs}
+    dropped = sum(1 for key in store.read_plan() if key not in planned)
     if not dropped:
         return
     raise StoreError(
         str(store.root),
-        f"holds another sweep named {plan.spec.name!r} ({len(dropped)} of its planned runs are not in this one; "
+        f"holds another sweep named {name!r} ({dropped} of its planned runs are not in this one; "
         f"its file: {store.root / 'spec.yaml'}): give this one another name or --out, or replace it "
         "(--replace; stored runs that match are reused)",
     )

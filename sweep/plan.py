@@ -93,13 +93,17 @@ class Plan:
     dims: dict  # protocol -> tuple of dim names (sweep axes only)
     coords: dict  # protocol -> {dim or coordinate name: (dim, values)}
 
-    def keys(self) -> Iterator[str]:
-        """The run keys in plan order."""
-        return (r.key for r in self.runs)
+    def keys(self, protocol: str | None = None) -> Iterator[str]:
+        """The run keys in plan order (of protocol ``protocol`` only, if given), without making the runs."""
+        return self.runs.keys(protocol)
 
     def protocol_runs(self, name: str) -> Iterator[Run]:
         """The runs of protocol ``name`` in plan order."""
         return self.runs.protocol(name)
+
+
+_SEED = "\0seed\0"  # stands for the seed in the JSON of a run's fields (see _ProtocolRuns._hashed)
+_ENCODED_SEED = canonical_json(_SEED).encode()
 
 
 def run_key(run_fields: dict) -> str:
@@ -135,6 +139,7 @@ class _ProtocolRuns:
         self.size = math.prod(self.shape)
         self.states = [s.describe() for s in spec.states]
         self._points: dict[tuple, tuple[dict, dict]] = {}
+        self._point_hash: tuple = (None, None, b"")  # the last point of _hashed and its pieces
 
     def _point(self, gis: tuple) -> tuple[dict, dict]:
         """Overrides and the model's key fields of the model-parameter point ``gis``."""
@@ -144,27 +149,53 @@ class _ProtocolRuns:
             self._points[gis] = overrides, {**asdict(params), "thresholds": asdict(params.thresholds)}
         return self._points[gis]
 
-    def run(self, index: tuple[int, ...]) -> Run:
-        """The run at ``index`` (positions on the sorted sweep dimensions)."""
+    def _fields(self, index: tuple[int, ...]) -> tuple[tuple, dict, dict, dict]:
+        """(state, primary value and model point positions), overrides, coordinates and protocol
+        arguments of the run at ``index``."""
         si, *pis, replica = (o[i] for o, i in zip(self.orders, index, strict=True))
-        pis, gis = pis[: len(self.primary)], tuple(pis[len(self.primary) :])
-        state = self.spec.states[si]
-        overrides, model = self._point(gis)
+        pis, gis = tuple(pis[: len(self.primary)]), tuple(pis[len(self.primary) :])
+        overrides, _ = self._point(gis)
         own = {arg: values[pi] for (arg, _, values), pi in zip(self.primary, pis, strict=True)}
-        coords = {"initial_state": state.label, **{dim: own[arg] for arg, dim, _ in self.primary}}
+        coords = {"initial_state": self.spec.states[si].label, **{dim: own[arg] for arg, dim, _ in self.primary}}
         coords.update({k.replace(".", "_"): v for k, v in overrides.items()})
         coords["seed"] = replica
-        kwargs = {**own, **self.fixed}
-        run_fields = {
-            "model": model,
-            "protocol": self.name,
-            "protocol_kwargs": kwargs,
-            "state": self.states[si],
-            "coords": coords,
-            "base_seed": self.spec.seed,
-        }
-        key = run_key(run_fields)
+        return (si, pis, gis), overrides, coords, {**own, **self.fixed}
+
+    def _hashed(self, point: tuple, coords: dict, kwargs: dict) -> tuple:
+        """The run key of ``point`` (state, primary value, model point) in two pieces, made once for
+        consecutive runs of one point: the hash of the canonical JSON of the run's fields (see
+        ``run_key``) up to the value of ``coords["seed"]``, and the JSON after it."""
+        if self._point_hash[0] != point:
+            fields = {"base_seed": self.spec.seed, "coords": {**coords, "seed": _SEED},
+                      "model": self._point(point[2])[1], "protocol": self.name, "protocol_kwargs": kwargs,
+                      "result_format": RESULT_FORMAT_VERSION, "state": self.states[point[0]]}  # fmt: skip
+            before, after = canonical_json(fields).encode().split(_ENCODED_SEED)
+            self._point_hash = point, hashlib.sha256(before), after
+        return self._point_hash[1:]
+
+    def _key(self, point: tuple, coords: dict, kwargs: dict) -> str:
+        """``run_key`` of the run's fields, hashed from the pieces of ``_hashed``."""
+        head, after = self._hashed(point, coords, kwargs)
+        h = head.copy()
+        h.update(b"%d%s" % (coords["seed"], after))
+        return h.hexdigest()
+
+    def run(self, index: tuple[int, ...]) -> Run:
+        """The run at ``index`` (positions on the sorted sweep dimensions)."""
+        point, overrides, coords, kwargs = self._fields(index)
+        key = self._key(point, coords, kwargs)
+        state = self.spec.states[point[0]]
         return Run(self.name, index, coords, self.spec.model, dict(overrides), kwargs, state, self.spec.seed, key)
+
+    def keys(self) -> Iterator[str]:
+        """The run keys in order, without making the runs: one hash copied per replica."""
+        for index in itertools.product(*(range(n) for n in self.shape[:-1])):
+            point, _, coords, kwargs = self._fields((*index, 0))
+            head, after = self._hashed(point, coords, kwargs)
+            for replica in range(self.spec.replicas):
+                h = head.copy()
+                h.update(b"%d%s" % (replica, after))
+                yield h.hexdigest()
 
     def at(self, position: int) -> Run:
         """The run at ``position`` in this protocol's order (last dimension fastest)."""
@@ -205,6 +236,12 @@ class Runs(Sequence):
                 return part.at(i)
             i -= part.size
         raise AssertionError("unreachable")
+
+    def keys(self, protocol: str | None = None) -> Iterator[str]:
+        """The keys of the runs in plan order (of protocol ``protocol`` only, if given)."""
+        for part in self._parts:
+            if protocol in (None, part.name):
+                yield from part.keys()
 
     def protocol(self, name: str) -> Iterator[Run]:
         """The runs of protocol ``name`` in plan order."""

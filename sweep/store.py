@@ -5,12 +5,13 @@ Layout under ``<out>/<sweep name>/``:
 - ``runs/<key>.nc``: a finished run (written to a temporary name, then renamed: a file that
   exists is complete);
 - ``index.jsonl``: one line per stored run, appended by the driver after its rename: key, size and
-  SHA-256 digest of the file's bytes. Resume and status trust a run whose file has its indexed
-  size (no file is opened); where the file is read (assembly) its bytes must match its line, so a
+  SHA-256 digest of the file's bytes. Resume and status trust an indexed run whose file is listed
+  (no file is opened); where the file is read (assembly) its bytes must match its line, so a
   damaged file (a bit flip, zeroed blocks) is removed and recomputed, never handed to the HDF5
   library, which can spin forever on some damaged files;
 - ``failed/<key>.json``: a run that raised, with its coordinates, error and traceback;
-- ``plan.json``: the planned keys and coordinates, written by the driver before any compute;
+- ``plan.keys``: the planned run keys in plan order, 32 bytes each (the SHA-256 digests the hex keys
+  spell), written by the driver before any compute (the coordinates follow from ``spec.json``);
 - ``.lock``: held (``flock``) by the one driver writing the store; it names that driver;
 - ``.probe``: a token written by the driver at the start of a sweep; a worker that reads it sees
   the store, and writes its run files there itself (``write_run_file``), leaving the index to the
@@ -25,6 +26,7 @@ import errno
 import fcntl
 import json
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -92,13 +94,19 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         tmp.write_bytes(data)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class IndexEntry:
     """A stored run file as the index knows it: size (bytes) and digest of its bytes."""
 
     size: int
     digest: str
 
+
+INDEX_LINE = re.compile(r'^\{"key": "([0-9a-f]{64})", "size": (\d+), "digest": "([0-9a-f]{64})"\}$', re.MULTILINE)
+"""A line of ``index.jsonl`` as ``record_runs`` writes it (a JSON object); other lines (torn by an
+interruption) are ignored. Matching the lines is 4x faster than parsing them as JSON."""
+
+INDEX_BLOCK = 2**22  # bytes of the index read at a time (longer than any line)
 
 _HELD_LOCKS: dict[Path, list] = {}  # lock file -> [open file, depth]: the locks this process holds
 
@@ -235,7 +243,7 @@ class RunStore:
         indexed if it holds the run of its name in the current result format, else removed; a
         finished run is never computed again."""
         index, entries = self.index(), {}
-        for key in sorted(self.stored_keys() - index.keys()):
+        for key in sorted(k for k in self.stored_keys(listing=True) if k not in index):
             path = self.run_path(key)
             try:
                 data = path.read_bytes()
@@ -253,8 +261,9 @@ class RunStore:
     def remove_temporaries(self) -> None:
         """Remove the temporary files of writes that never completed (a writer killed mid-write).
         Only when no write is under way: at ``create``, or when a sweep's tasks are all done."""
-        for path in [f for d in (self.root, self.runs, self.failed) for f in d.glob(".*.tmp*")]:
-            path.unlink(missing_ok=True)
+        for folder in (self.root, self.runs, self.failed):
+            for name in [n for n in os.listdir(folder) if n.startswith(".") and ".tmp" in n]:
+                (folder / name).unlink(missing_ok=True)
 
     def write_probe(self) -> str:
         """Write a new random token to ``.probe`` and return it (see ``sees_store``)."""
@@ -280,13 +289,24 @@ class RunStore:
         spec = parse_spec(json.loads(path.read_text()), source=str(self.root / "spec.yaml"))
         return dataclasses.replace(spec, text=(self.root / "spec.yaml").read_text())
 
-    def write_plan(self, entries: dict[str, dict]) -> None:
-        """Record the planned runs ({key: coordinates}); only the driver writes it."""
-        atomic_write_bytes(self.root / "plan.json", json.dumps(entries, sort_keys=True).encode())
+    def write_plan(self, keys: Iterable[str]) -> None:
+        """Record the planned run keys (``plan.keys``); only the driver writes it."""
+        atomic_write_bytes(self.root / "plan.keys", b"".join(bytes.fromhex(k) for k in keys))
+        (self.root / "plan.json").unlink(missing_ok=True)  # the plan of a store written before plan.keys
 
-    def read_plan(self) -> dict[str, dict]:
-        path = self.root / "plan.json"
-        return json.loads(path.read_text()) if path.is_file() else {}
+    def has_plan(self) -> bool:
+        """True if a driver wrote the plan of a sweep here."""
+        return (self.root / "plan.keys").is_file() or (self.root / "plan.json").is_file()
+
+    def read_plan(self) -> list[str]:
+        """The planned run keys in plan order ([] before a plan is written); a store written before
+        ``plan.keys`` has its keys in ``plan.json``."""
+        path = self.root / "plan.keys"
+        if path.is_file():
+            data = path.read_bytes()
+            return [data[i : i + 32].hex() for i in range(0, len(data) - len(data) % 32, 32)]
+        old = self.root / "plan.json"
+        return list(json.loads(old.read_text())) if old.is_file() else []
 
     def write_run(self, key: str, ds: xr.Dataset) -> Path:
         """Write a finished run atomically and index it; the file records its key and result format."""
@@ -302,7 +322,8 @@ class RunStore:
         return IndexEntry(len(data), file_digest(data))
 
     def record_runs(self, entries: dict[str, IndexEntry]) -> None:
-        """Index run files already in place (one append for all) and drop their failure records."""
+        """Index run files already in place (one append for all, lines matching ``INDEX_LINE``) and
+        drop their failure records."""
         lines = "".join(json.dumps({"key": k, "size": e.size, "digest": e.digest}) + "\n" for k, e in entries.items())
         try:
             with open(self.index_path, "a") as f:
@@ -340,15 +361,16 @@ class RunStore:
         if size > self._index_read:
             with open(self.index_path, "rb") as f:
                 f.seek(self._index_read)
-                tail = f.read(size - self._index_read)
-            complete = tail[: tail.rfind(b"\n") + 1]  # a line still being written is read next time
-            self._index_read += len(complete)
-            for line in complete.splitlines():
-                try:
-                    rec = json.loads(line)
-                    self._index[rec["key"]] = IndexEntry(int(rec["size"]), str(rec["digest"]))
-                except (ValueError, KeyError, TypeError):
-                    continue
+                while self._index_read < size:  # in blocks: memory of one block, not of the whole index
+                    block = f.read(min(INDEX_BLOCK, size - self._index_read))
+                    complete = block[: block.rfind(b"\n") + 1]  # a line still being written is read next time
+                    if not complete and len(block) < INDEX_BLOCK:
+                        break
+                    complete = complete or block  # a block without an end of line is no line of the index
+                    f.seek(self._index_read + len(complete))
+                    self._index_read += len(complete)
+                    for key, length, digest in INDEX_LINE.findall(complete.decode("ascii", "replace")):
+                        self._index[key] = IndexEntry(int(length), digest)
         return self._index
 
     def write_failure(self, key: str, record: dict) -> None:
@@ -363,11 +385,12 @@ class RunStore:
                 out[path.stem] = {"key": path.stem, "error": "unreadable failure record"}
         return out
 
-    def stored_keys(self) -> set[str]:
-        """Keys with a run file (not verified); temporary files are ignored."""
-        if not self.runs.is_dir():
-            return set()
-        return {n[:-3] for n in os.listdir(self.runs) if n.endswith(".nc") and not n.startswith(".")}
+    def stored_keys(self, listing: bool = False) -> set[str] | Iterator[str]:
+        """Keys with a run file (not verified); temporary files are ignored. With ``listing``, an
+        iterator over them (no set of all keys is made)."""
+        names = os.listdir(self.runs) if self.runs.is_dir() else []
+        keys = (n[:-3] for n in names if n.endswith(".nc") and not n.startswith("."))
+        return keys if listing else set(keys)
 
     def verified_bytes(self, key: str) -> bytes | None:
         """The bytes of the run file of ``key`` if they match its index line, else None; a file that
@@ -425,20 +448,19 @@ class RunStore:
         return nc is not None
 
     def indexed_keys(self, keys: Iterable[str]) -> set[str]:
-        """Keys among ``keys`` whose run file is indexed and has its indexed size: what resume and
-        status count as stored, without opening a file (the bytes are verified where they are read).
-        A folder at a run's path is a StoreError."""
-        index, stored = self.index(), self.stored_keys()
+        """Keys among ``keys`` whose run file is indexed and present: what resume and status count as
+        stored, from the index and one listing of the runs folder, no file opened or examined (the
+        bytes are verified where they are read, and a damaged file is then removed). A folder at the
+        path of an unindexed run is a StoreError."""
+        index, names = self.index(), set(os.listdir(self.runs)) if self.runs.is_dir() else set()
         out = set()
         for key in keys:
-            if key not in stored:
+            if f"{key}.nc" not in names:
                 continue
-            path, entry = self.run_path(key), index.get(key)
-            with contextlib.suppress(FileNotFoundError):
-                if entry is not None and path.stat().st_size == entry.size:
-                    out.add(key)
-                elif path.is_dir():
-                    raise StoreError(str(path), "is a folder where a run file belongs: remove it")
+            if key in index:
+                out.add(key)
+            elif self.run_path(key).is_dir():
+                raise StoreError(str(self.run_path(key)), "is a folder where a run file belongs: remove it")
         return out
 
     def done_keys(self, keys: Iterable[str]) -> set[str]:
@@ -447,7 +469,7 @@ class RunStore:
         return {key for key in keys if key in stored and self.verify(key)}
 
     def status(self) -> Status:
-        plan = self.read_plan()
+        plan = set(self.read_plan())
         stored = self.indexed_keys(plan)
-        failed = (set(self.failures()) & plan.keys()) - stored
+        failed = (set(self.failures()) & plan) - stored
         return Status(len(plan), len(stored), len(failed))
