@@ -88,8 +88,8 @@ def bookkeeping(out: Path, replicas: int = 1000, n_rates: int = 1000) -> list[tu
     """Wall seconds and peak memory (MiB) of planning a sweep of ``replicas`` x ``n_rates`` runs
     (every key made, the store checked, the plan written), of ``status`` and of the resume check
     (planning again and finding the runs to compute, as ``run_sweep`` does) of the same sweep with
-    every run stored, each in a fresh process. The stored runs are empty
-    files with their index lines: neither step opens a run file."""
+    every run stored, each in a fresh process. The stored runs are empty files with their index
+    lines: neither step opens a run file."""
     sweep = spec("plan", replicas, 16, 1.0)
     sweep["imposed_rate"]["shear_rate"] = [1e-4 * (i + 1) for i in range(n_rates)]
     setup = (
@@ -116,7 +116,7 @@ def bookkeeping(out: Path, replicas: int = 1000, n_rates: int = 1000) -> list[tu
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--plan", action="store_true", help="only the planning of a 10^6-run sweep")
+    parser.add_argument("--plan", action="store_true", help="only plan, status and resume check of a 10^6-run sweep")
     args = parser.parse_args()
     if args.plan:
         with tempfile.TemporaryDirectory() as tmp:

@@ -83,7 +83,7 @@ def _stored_sweep(out: str, name: str) -> RunStore:
     """The store of sweep ``name`` under ``out``, or ParameterError if there is none."""
     store = RunStore(out, name)
     if not store.has_plan() or not (store.root / "spec.json").is_file():
-        raise ParameterError(name, f"no sweep of that name under {out} (no {store.root / 'plan.keys'})")
+        raise ParameterError(name, f"no sweep of that name under {out} (no {store.plan_path})")
     return store
 
 

@@ -191,11 +191,9 @@ class _ProtocolRuns:
         """The run keys in order, without making the runs: one hash copied per replica."""
         for index in itertools.product(*(range(n) for n in self.shape[:-1])):
             point, _, coords, kwargs = self._fields((*index, 0))
-            head, after = self._hashed(point, coords, kwargs)
             for replica in range(self.spec.replicas):
-                h = head.copy()
-                h.update(b"%d%s" % (replica, after))
-                yield h.hexdigest()
+                coords["seed"] = replica
+                yield self._key(point, coords, kwargs)
 
     def at(self, position: int) -> Run:
         """The run at ``position`` in this protocol's order (last dimension fastest)."""

@@ -105,14 +105,15 @@ class IndexEntry(NamedTuple):
 
 INDEX_LINE = re.compile(r'^\{"key": "([0-9a-f]{64})", "size": (\d+, "digest": "[0-9a-f]{64})"\}$', re.MULTILINE)
 """A line of ``index.jsonl`` as ``record_runs`` writes it (a JSON object); other lines (torn by an
-interruption) are ignored. Its groups: the key, and its size and digest as the line spells them
-(``_entry``), kept as matched until the entry is needed: reading 10^6 lines so is 3x faster than
-making their entries, and 6x faster than parsing them as JSON."""
+interruption) are ignored. Its groups: the key, and its size and digest as the line spells them,
+kept as matched until the entry is needed (``_entry``): a status or resume check of 10^6 runs
+needs only the keys."""
 
 
 def _entry(spelled: str) -> IndexEntry:
     """The IndexEntry that ``INDEX_LINE`` matched as ``<size>, "digest": "<digest>"``."""
     return IndexEntry(int(spelled[: spelled.index(",")]), spelled[-64:])
+
 
 INDEX_BLOCK = 2**22  # bytes of the index read at a time (longer than any line)
 
@@ -160,8 +161,13 @@ def write_netcdf(ds: xr.Dataset, path: Path, compression: dict = RUN_COMPRESSION
         nc.setncatts(ds.attrs)
 
 
+def is_temporary(name: str) -> bool:
+    """True for the name of a file being written (``temporary_path``)."""
+    return name.startswith(".") and ".tmp" in name
+
+
 def run_keys(names: Iterable[str]) -> Iterator[str]:
-    """The run keys of the names of a runs folder (temporary files left out)."""
+    """The run keys of the names of a runs folder (temporary and hidden files left out)."""
     return (n[:-3] for n in names if n.endswith(".nc") and not n.startswith("."))
 
 
@@ -184,6 +190,8 @@ class RunStore:
         self.runs = self.root / "runs"
         self.failed = self.root / "failed"
         self.index_path = self.root / "index.jsonl"
+        self.plan_path = self.root / "plan.keys"
+        self._old_plan_path = self.root / "plan.json"  # the plan of a store written before plan.keys
         self.assembled = Path(out) / f"{name}.nc"
         self._index: dict[str, str] | None = None  # key -> its size and digest as INDEX_LINE matched them
         self._index_read = 0  # bytes of the index file read into _index
@@ -276,11 +284,11 @@ class RunStore:
         """Remove the temporary files of writes that never completed (a writer killed mid-write).
         Only when no write is under way: at ``create``, or when a sweep's tasks are all done.
         Returns the other names of the runs folder."""
-        for folder in (self.root, self.failed, self.runs):
-            names = os.listdir(folder)
-            for name in [n for n in names if n.startswith(".") and ".tmp" in n]:
+        listings = {folder: os.listdir(folder) for folder in (self.root, self.runs, self.failed)}
+        for folder, names in listings.items():
+            for name in filter(is_temporary, names):
                 (folder / name).unlink(missing_ok=True)
-        return [n for n in names if not (n.startswith(".") and ".tmp" in n)]
+        return [n for n in listings[self.runs] if not is_temporary(n)]
 
     def write_probe(self) -> str:
         """Write a new random token to ``.probe`` and return it (see ``sees_store``)."""
@@ -308,22 +316,20 @@ class RunStore:
 
     def write_plan(self, keys: Iterable[str]) -> None:
         """Record the planned run keys (``plan.keys``); only the driver writes it."""
-        atomic_write_bytes(self.root / "plan.keys", b"".join(bytes.fromhex(k) for k in keys))
-        (self.root / "plan.json").unlink(missing_ok=True)  # the plan of a store written before plan.keys
+        atomic_write_bytes(self.plan_path, b"".join(bytes.fromhex(k) for k in keys))
+        self._old_plan_path.unlink(missing_ok=True)
 
     def has_plan(self) -> bool:
         """True if a driver wrote the plan of a sweep here."""
-        return (self.root / "plan.keys").is_file() or (self.root / "plan.json").is_file()
+        return self.plan_path.is_file() or self._old_plan_path.is_file()
 
     def read_plan(self) -> list[str]:
         """The planned run keys in plan order ([] before a plan is written); a store written before
         ``plan.keys`` has its keys in ``plan.json``."""
-        path = self.root / "plan.keys"
-        if path.is_file():
-            data = path.read_bytes()
+        if self.plan_path.is_file():
+            data = self.plan_path.read_bytes()
             return [data[i : i + 32].hex() for i in range(0, len(data) - len(data) % 32, 32)]
-        old = self.root / "plan.json"
-        return list(json.loads(old.read_text())) if old.is_file() else []
+        return list(json.loads(self._old_plan_path.read_text())) if self._old_plan_path.is_file() else []
 
     def write_run(self, key: str, ds: xr.Dataset) -> Path:
         """Write a finished run atomically and index it; the file records its key and result format."""
