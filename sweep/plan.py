@@ -188,12 +188,15 @@ class _ProtocolRuns:
         return Run(self.name, index, coords, self.spec.model, dict(overrides), kwargs, state, self.spec.seed, key)
 
     def keys(self) -> Iterator[str]:
-        """The run keys in order, without making the runs: one hash copied per replica."""
+        """The run keys in order, without making the runs: one hash copied per replica (``_key``
+        inlined: a call per run is a third of the time of 10^6 keys)."""
         for index in itertools.product(*(range(n) for n in self.shape[:-1])):
             point, _, coords, kwargs = self._fields((*index, 0))
+            head, after = self._hashed(point, coords, kwargs)
             for replica in range(self.spec.replicas):
-                coords["seed"] = replica
-                yield self._key(point, coords, kwargs)
+                h = head.copy()
+                h.update(b"%d%s" % (replica, after))
+                yield h.hexdigest()
 
     def at(self, position: int) -> Run:
         """The run at ``position`` in this protocol's order (last dimension fastest)."""
