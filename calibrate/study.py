@@ -96,7 +96,7 @@ def _link_stored(store: RunStore, keys: set[str], out: Path) -> int:
     found = 0
     for other in sorted(p for p in out.iterdir() if (p / "runs").is_dir() and p != store.root):
         source = RunStore(out, other.name)
-        for key in sorted(keys & source.stored_keys()):
+        for key in sorted(source.indexed_keys(keys)):
             if store.link_from(source, key):
                 keys.discard(key)
                 found += 1

@@ -2,8 +2,8 @@
 
 Each cell is one task with its own key (a hash of the configuration's content, the grid, the cell,
 the probe and the model): probes are computed by ``epmsweep.sweep``'s execution loop (sliding
-window over ``as_completed``, explicit keys, ``pure=False``, retries) and stored one file per probe
-by the driver in a ``RunStore``, so an interrupted map resumes where it stopped.
+window over ``as_completed``, explicit keys, ``pure=False``, retries) and stored
+in a ``RunStore``, so an interrupted map resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from epmsweep.engine.variables import attrs
 from epmsweep.sweep import RunStore, open_client
 from epmsweep.sweep.execute import computed_where, execute, failure_record
 from epmsweep.sweep.plan import canonical_json, run_key
+from epmsweep.sweep.runfile import NETCDF_LOCK
 
 from .configuration import Configuration
 from .frozen_matrix import FrozenMatrixProbe, probe_system, run_probe
@@ -119,8 +120,8 @@ def threshold_map(
     client : distributed.Client, optional
         Default: an embedded LocalCluster (``epmsweep.sweep.open_client``), closed at the end.
     out : path, optional
-        Store of the per-probe files, ``<out>/<name>/runs/<key>.nc`` (resumable); default: a
-        temporary folder removed at the end.
+        Store of the probes' files, ``<out>/<name>/runs`` (resumable); default: a temporary
+        folder removed at the end.
 
     Returns
     -------
@@ -150,10 +151,11 @@ def threshold_map(
                 first = failures[next(t.key for t in tasks if t.key in failures)]
                 raise ParameterError("threshold_map", f"{len(failed)} cells failed, e.g. {failed[0]}: {first['error']}")
             fields = {v: np.empty((L, L)) for v in ("threshold", "initial_stress", "yield_strain", "n_free")}
-            for t in tasks:
-                with xr.open_dataset(store.run_path(t.key), engine="netcdf4") as ds:
+            with NETCDF_LOCK:
+                for t in tasks:
+                    variables = store.read_variables(t.key)
                     for v in fields:
-                        fields[v][t.coords["cell_y"], t.coords["cell_x"]] = float(ds[v])
+                        fields[v][t.coords["cell_y"], t.coords["cell_x"]] = float(variables[v][2])
     return xr.Dataset({v: (("y", "x"), a) for v, a in fields.items()}, attrs={**probe.to_attrs(), "grid_cells": L})
 
 

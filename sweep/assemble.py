@@ -1,4 +1,4 @@
-"""Assembly: stack the per-run files of a sweep into one labeled netCDF4 file (one group per protocol).
+"""Assembly: stack the stored runs of a sweep into one labeled netCDF4 file (one group per protocol).
 
 The output is written with the netCDF4 library, compressed: fields (snapshots) run by run, so
 that they never sit in memory together; time series and scalars gathered first (n_runs x
@@ -17,12 +17,8 @@ holds each run's ``n_avalanches``. The root holds the steady-state ``summary`` o
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import multiprocessing
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -34,13 +30,11 @@ from epmsweep.engine.files import probe_netcdf
 from epmsweep.engine.variables import coordinate_variable, variable
 
 from .plan import Plan
+from .runfile import netcdf_values
 from .settings import setting_seconds
 from .spec import model_parameters
-from .store import ASSEMBLY_COMPRESSION, NETCDF_LOCK, RunStore, netcdf_values, writing
+from .store import ASSEMBLY_COMPRESSION, NETCDF_LOCK, RunStore, writing
 
-PARALLEL_READ_FROM = 1000  # runs; below, starting reader processes costs more than it saves
-MAX_READERS = 8
-READ_CHUNK = 32
 FIELDS = ("local_stress", "threshold", "plastic")
 PROBE_ELEMENTS = 2**20  # variables up to this size are read by the probe of open_results (the series, not the fields)
 OPEN_HINT = (
@@ -51,34 +45,6 @@ OPEN_HINT = (
 
 def _shear_modulus(state) -> float:
     return state.shear_modulus if state.shear_modulus is not None else DEFAULT_SHEAR_MODULUS
-
-
-def read_run(store: RunStore, key: str) -> dict[str, tuple[tuple[str, ...], dict, np.ndarray]] | None:
-    """Every variable of the verified run file of ``key`` as (dims, attrs, values), or None if the
-    file is missing, corrupt or outdated (it is then removed). In a process with other threads the
-    caller holds ``NETCDF_LOCK``."""
-    nc = store.open_verified(key)
-    if nc is None:
-        return None
-    with nc:
-        return {
-            name: (var.dimensions, {k: var.getncattr(k) for k in var.ncattrs() if k != "_FillValue"}, var[...])
-            for name, var in nc.variables.items()
-        }
-
-
-@contextlib.contextmanager
-def _reader(store: RunStore, n_runs: int) -> Iterator[Callable[[Iterable[str]], Iterable]]:
-    """``map`` of ``read_run`` over keys, in order: in worker processes (one per core) for large
-    sweeps, where opening and reading the files dominates; in this process for small ones."""
-    read = functools.partial(read_run, store)
-    workers = min(os.cpu_count() or 1, MAX_READERS)
-    if n_runs < PARALLEL_READ_FROM or workers < 2:
-        yield lambda keys: map(read, keys)
-        return
-    # spawned, not forked: the assembling process may hold threads (a Dask client, the event loop)
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        yield lambda keys: pool.map(read, keys, chunksize=READ_CHUNK)
 
 
 def _as_index(positions: np.ndarray) -> slice | np.ndarray:
@@ -181,8 +147,8 @@ N_RECORDS = variable("n_avalanches")
 """Records of each run of a ragged group (-1: the run is missing)."""
 
 
-def _write_group(root: netCDF4.Dataset, name: str, plan: Plan, store: RunStore, read: Callable) -> xr.Dataset:
-    """Write the group of protocol ``name`` from the runs ``read`` returns; returns its series and
+def _write_group(root: netCDF4.Dataset, name: str, plan: Plan, store: RunStore) -> xr.Dataset:
+    """Write the group of protocol ``name`` from the runs of ``store``; returns its series and
     scalars (without the fields) as an in-memory Dataset."""
     runs = list(plan.protocol_runs(name))
     dims, coords = plan.dims[name], plan.coords[name]
@@ -231,9 +197,9 @@ def _write_group(root: netCDF4.Dataset, name: str, plan: Plan, store: RunStore, 
             buffers[vname] = np.full(shape + size, declared.fill_value(), declared.dtype)
     completed = np.zeros(shape, bool)
     counts = np.full(shape, N_RECORDS.fill_value(), N_RECORDS.dtype)
-    stored = store.stored_keys()
-    present = [r for r in runs if r.key in stored]
-    for r, variables in zip(present, read(r.key for r in present), strict=True):
+    stored = store.indexed_keys(r.key for r in runs)
+    for r in runs:
+        variables = store.read_variables(r.key) if r.key in stored else None
         if variables is None:
             continue
         layout.fit(variables, buffers)
@@ -326,8 +292,7 @@ def assemble_plan(plan: Plan, store: RunStore, out_path: str | os.PathLike, *, w
                 "Conventions": "CF-1.8",
             }
         )
-        with _reader(store, len(plan.runs)) as read:
-            groups = {name: _write_group(root, name, plan, store, read) for name in plan.dims}
+        groups = {name: _write_group(root, name, plan, store) for name in plan.dims}
         root.setncattr("runs_completed", sum(int(g["completed"].sum()) for g in groups.values()))
         if with_summary:
             _write_summary(root, summary(groups))

@@ -109,7 +109,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
     spec = parse_spec(args.spec)
     plan = make_plan(spec)
-    stored = RunStore(args.out, spec.name).stored_keys() & set(plan.keys())
+    stored = RunStore(args.out, spec.name).indexed_keys(plan.keys())
     print(f"{spec.name}: {args.spec} -> {Path(args.out) / spec.name}")
     for line in describe(plan, stored):
         print(line)

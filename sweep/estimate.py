@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections import defaultdict
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,7 +30,8 @@ class Point:
     """Runs that differ only by replica: one cost for all of them."""
 
     protocol: str
-    runs: tuple[Run, ...]
+    first: Run  # the point's first replica, the one measured
+    keys: tuple[str, ...]  # of all its replicas
     length: float  # in the unit of its protocol (``engine.cost.run_length``)
     L: int
 
@@ -39,7 +39,7 @@ class Point:
     def primary(self) -> float:
         """Its value on the protocol's own axis (1 for a protocol without one)."""
         dim = PRIMARY_DIMS[self.protocol]
-        return self.runs[0].coords[dim] if dim else 1.0
+        return self.first.coords[dim] if dim else 1.0
 
 
 @dataclass(frozen=True)
@@ -77,22 +77,20 @@ class Estimate:
 
 
 def points_of(plan: Plan) -> list[Point]:
-    """The plan's runs grouped by parameter point (all coordinates but ``seed``), in plan order."""
-    groups: dict[tuple, list[Run]] = defaultdict(list)
-    for run in plan.runs:
-        groups[(run.protocol, *run.index[:-1])].append(run)
-    points = []
-    for runs in groups.values():
-        first = runs[0]
+    """The plan's parameter points (all coordinates but ``seed``) in plan order: blocks of
+    consecutive runs (``seed`` varies fastest), the first of each made, the others known by key."""
+    keys, replicas, points = list(plan.keys()), plan.spec.replicas, []
+    for start in range(0, len(keys), replicas):
+        first = plan.runs[start]
         params = model_parameters(first.model, first.overrides)
-        protocol = first.protocol_instance()
-        points.append(Point(first.protocol, tuple(runs), run_length(protocol, params.dt)[0], params.L))
+        length = run_length(first.protocol_instance(), params.dt)[0]
+        points.append(Point(first.protocol, first, tuple(keys[start : start + replicas]), length, params.L))
     return points
 
 
 def _measure(point: Point, budget: float) -> RunCost:
-    params, state, protocol = point.runs[0].build()
-    return calibrate(params, state, protocol, point.runs[0].dynamics_seed, budget=budget)
+    params, state, protocol = point.first.build()
+    return calibrate(params, state, protocol, point.first.dynamics_seed, budget=budget)
 
 
 def _nearest(point: Point, measured: dict[int, tuple[Point, RunCost]]) -> tuple[Point, RunCost]:
@@ -119,7 +117,7 @@ def estimate(plan: Plan, *, budget: float = DEFAULT_BUDGET, max_points: int = MA
         else:
             other, cost = _nearest(point, measured)
             seconds = cost.seconds / other.length * point.length if other.length else cost.seconds
-        run_seconds.update({r.key: seconds for r in point.runs})
+        run_seconds.update(dict.fromkeys(point.keys, seconds))
     return Estimate(run_seconds, len(points), len(measured), time.perf_counter() - start)
 
 

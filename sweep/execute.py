@@ -34,6 +34,7 @@ from .store import RunStore, StoreError
 
 IN_FLIGHT_PER_WORKER = 4
 BATCH_FROM = 100  # runs to compute; fewer go one a task (their dispatch costs well under a second)
+MAX_BATCH = 10_000  # runs of one task at most: the index line of its file stays well within a block
 SIZING_BUDGET, SIZING_POINTS = 0.02, 8  # CPU seconds a prefix and parameter points of the batch-sizing estimate
 TASK_RETRIES = 2  # for exceptions other than the engine's own (deterministic) errors
 DETERMINISTIC_ERRORS = (ParameterError, NumericalInstabilityError, EndlessAvalancheError)
@@ -123,25 +124,27 @@ def compute_batch(compute: Callable, tasks: list, access: StoreAccess | None) ->
 
     An exception other than the infrastructure's is retried ``TASK_RETRIES`` times, then recorded
     as the task's failure; an infrastructure error fails the whole batch (its tasks are left
-    pending). Where this worker sees the store (``access``), each result is written there
-    (``("stored", IndexEntry)``) and only its size and digest go back to the driver; otherwise,
-    or if the write fails, the Dataset goes back (``("ok", Dataset)``) and the driver writes it.
+    pending). Where this worker sees the store (``access``), the batch's results are written there
+    together (``RunStore.write_files``: ``("stored", IndexEntry)``) and only the file's name, size
+    and digest go back to the driver; otherwise, or if the write fails, the Datasets go back
+    (``("ok", Dataset)``) and the driver writes them.
     """
-    store = RunStore(access.out, access.name) if access is not None and sees_store(access) else None
     out = []
     for task in tasks:
         for _ in range(TASK_RETRIES + 1):
             try:
-                outcome, value = compute(task)
+                result = compute(task)
                 break
             except INFRASTRUCTURE_ERRORS:
                 raise
             except Exception as exc:
-                outcome, value = "failed", failure_record(exc)
-        if outcome == "ok" and store is not None:
-            with contextlib.suppress(StoreError):
-                outcome, value = "stored", store.write_run_file(task.key, value)
-        out.append((outcome, value))
+                result = ("failed", failure_record(exc))
+        out.append(result)
+    if access is not None and sees_store(access):
+        finished = {t.key: value for t, (outcome, value) in zip(tasks, out, strict=True) if outcome == "ok"}
+        with contextlib.suppress(StoreError):
+            entries = RunStore(access.out, access.name).write_files(finished)
+            out = [("stored", entries[t.key]) if t.key in entries else r for t, r in zip(tasks, out, strict=True)]
     return out
 
 
@@ -149,7 +152,7 @@ def batches(tasks: list, seconds: Callable[[object], float] | None, n_workers: i
     """``tasks`` cut into consecutive batches of about ``epmsweep.sweep.task-seconds`` of compute
     (``seconds(task)`` each), or of ``epmsweep.sweep.runs-per-task`` tasks when set; one task a
     batch without either. No batch takes more than its share of two batches a worker, so that
-    every worker has work until the end."""
+    every worker has work until the end, nor more than ``MAX_BATCH`` runs."""
     fixed = dask.config.get("epmsweep.sweep.runs-per-task")
     if fixed is not None:
         size = setting_int("runs-per-task")
@@ -160,7 +163,7 @@ def batches(tasks: list, seconds: Callable[[object], float] | None, n_workers: i
     if seconds is None:
         return [[t] for t in tasks]
     target = setting_seconds("task-seconds")
-    cap = max(1, math.ceil(len(tasks) / (2 * max(1, n_workers))))
+    cap = min(MAX_BATCH, max(1, math.ceil(len(tasks) / (2 * max(1, n_workers)))))
     out, batch, total = [], [], 0.0
     for task in tasks:
         batch.append(task)
@@ -291,11 +294,9 @@ def execute(
         return futures
 
     def handle(run: Run, outcome: str, value) -> None:
-        if outcome == "ok":
-            store.write_run(run.key, value)
-        elif outcome == "failed":
+        if outcome == "failed":
             store.write_failure(run.key, {"protocol": run.protocol, "coords": run.coords, **value})
-        elif isinstance(value, InputChangedError) and str(value) not in reasons:
+        elif outcome == "pending" and isinstance(value, InputChangedError) and str(value) not in reasons:
             reasons.append(str(value))
         counts[{"ok": "done", "stored": "done"}.get(outcome, outcome)] += 1
 
@@ -318,6 +319,7 @@ def execute(
                 fut.release()
                 outcomes = list(zip(batch, results, strict=True))
                 stored = {run.key: value for run, (outcome, value) in outcomes if outcome == "stored"}
+                stored |= store.write_files({run.key: value for run, (outcome, value) in outcomes if outcome == "ok"})
                 if stored:
                     store.record_runs(stored)
                 for run, (outcome, value) in outcomes:

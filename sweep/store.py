@@ -1,20 +1,21 @@
-"""The run store: one netCDF4 file per finished run, written atomically, checksummed, verified when read.
+"""The run store: finished runs in netCDF4 files, one per task, written atomically, checksummed, verified when read.
 
 Layout under ``<out>/<sweep name>/``:
 
-- ``runs/<key>.nc``: a finished run (written to a temporary name, then renamed: a file that
-  exists is complete);
-- ``index.jsonl``: one line per stored run, appended by the driver after its rename: key, size and
-  SHA-256 digest of the file's bytes. Resume and status trust an indexed run whose file is listed
-  (no file is opened); where the file is read (assembly) its bytes must match its line, so a
-  damaged file (a bit flip, zeroed blocks) is removed and recomputed, never handed to the HDF5
-  library, which can spin forever on some damaged files;
+- ``runs/<name>.nc``: the finished runs of one task (``runfile``: several runs in one file; a file
+  of one run is named by its key, one of several by the digest of their keys), written to a
+  temporary name, then renamed: a file that exists is complete;
+- ``index.jsonl``: one line per run file, appended by the driver after its rename: the file's name,
+  size and SHA-256 digest, and the keys of the runs it holds. Resume and status trust an indexed
+  run whose file is listed (no file is opened); where a file is read (assembly) its bytes must
+  match its line, so a damaged file (a bit flip, zeroed blocks) is removed and its runs
+  recomputed, never handed to the HDF5 library, which can spin forever on some damaged files;
 - ``failed/<key>.json``: a run that raised, with its coordinates, error and traceback;
 - ``plan.keys``: the planned run keys in plan order, 32 bytes each (the SHA-256 digests the hex keys
   spell), written by the driver before any compute (the coordinates follow from ``spec.json``);
 - ``.lock``: held (``flock``) by the one driver writing the store; it names that driver;
 - ``.probe``: a token written by the driver at the start of a sweep; a worker that reads it sees
-  the store, and writes its run files there itself (``write_run_file``), leaving the index to the
+  the store, and writes its run files there itself (``write_files``), leaving the index to the
   driver.
 """
 
@@ -24,6 +25,7 @@ import contextlib
 import dataclasses
 import errno
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -36,16 +38,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import NamedTuple
 
-import netCDF4
-import numpy as np
 import xarray as xr
 from epmsweep.engine import RESULT_FORMAT_VERSION, ParameterError
 from epmsweep.engine.files import file_digest
-from xarray.backends.netCDF4_ import NETCDF4_PYTHON_LOCK as NETCDF_LOCK
 
-# The HDF5 library is not thread-safe. xarray serialises its own netCDF4 calls with this lock; the
-# direct calls here hold it too, so that a file xarray closes in another thread (a DataTree
-# collected by the garbage collector in Dask's event-loop thread, say) never runs alongside them.
+from . import runfile
+from .runfile import NETCDF_LOCK, StoredRun, Variables
 
 
 class StoreError(ParameterError):
@@ -96,23 +94,29 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 class IndexEntry(NamedTuple):
-    """A stored run file as the index knows it: size (bytes) and digest of its bytes (a tuple, the
-    cheapest record to make 10^6 of when the index is read)."""
+    """A stored run as the index knows it: the name of its file (``runs/<file>.nc``), the file's size
+    (bytes) and the digest of its bytes."""
 
+    file: str
     size: int
     digest: str
 
 
-INDEX_LINE = re.compile(r'^\{"key": "([0-9a-f]{64})", "size": (\d+, "digest": "[0-9a-f]{64})"\}$', re.MULTILINE)
+INDEX_LINE = re.compile(
+    r'^\{"file": "([0-9a-f]{64})", "size": (\d+), "digest": "([0-9a-f]{64})", '
+    r'"runs": \["((?:[0-9a-f]{64}", ")*[0-9a-f]{64})"\]\}$',
+    re.MULTILINE,
+)
 """A line of ``index.jsonl`` as ``record_runs`` writes it (a JSON object); other lines (torn by an
-interruption) are ignored. Its groups: the key, and its size and digest as the line spells them,
-kept as matched until the entry is needed (``_entry``): a status or resume check of 10^6 runs
-needs only the keys."""
+interruption, or of the one-run-a-file index written before) are ignored. Its groups: the file's
+name, size and digest, and the run keys it holds joined by ``", "``."""
+KEY_SEPARATOR = '", "'
 
 
-def _entry(spelled: str) -> IndexEntry:
-    """The IndexEntry that ``INDEX_LINE`` matched as ``<size>, "digest": "<digest>"``."""
-    return IndexEntry(int(spelled[: spelled.index(",")]), spelled[-64:])
+def file_name(keys: list[str]) -> str:
+    """The name of the file holding the runs ``keys``: the key of a single run, else the SHA-256
+    digest of the keys."""
+    return keys[0] if len(keys) == 1 else hashlib.sha256("".join(keys).encode()).hexdigest()
 
 
 INDEX_BLOCK = 2**22  # bytes of the index read at a time (longer than any line)
@@ -120,45 +124,11 @@ INDEX_BLOCK = 2**22  # bytes of the index read at a time (longer than any line)
 _HELD_LOCKS: dict[Path, list] = {}  # lock file -> [open file, depth]: the locks this process holds
 
 
-RUN_COMPRESSION: dict = {}
 ASSEMBLY_COMPRESSION = {"zlib": True, "complevel": 1, "shuffle": True}
-"""Compression of run files (none) and of the assembled variables, chosen by size against write time
-in ``benchmarks/encoding.py``: zlib makes a run file 15% larger (float64 stresses barely compress,
-and each compressed variable is chunked), while it makes the assembled fields 16% smaller at level
-1 with shuffle (levels 4 and 9 gain under 1% more and write no faster). Run files are written once
-per run on the driver's hot path; the assembled file is written once and kept."""
-
-
-def netcdf_values(values: np.ndarray, attrs: dict) -> tuple[np.ndarray, dict]:
-    """Values and attributes as netCDF stores them: booleans as int8 with ``dtype: bool``, which
-    xarray decodes back to booleans."""
-    if values.dtype == bool:
-        return values.astype(np.int8), {**attrs, "dtype": "bool"}
-    return values, attrs
-
-
-def auxiliary_coordinates(ds: xr.Dataset, dims: tuple[str, ...]) -> str:
-    """The CF ``coordinates`` attribute of a variable on ``dims``: the non-index coordinates of
-    ``ds`` whose dims it has."""
-    return " ".join(c for c in ds.coords if c not in ds.dims and set(ds[c].dims) <= set(dims))
-
-
-def write_netcdf(ds: xr.Dataset, path: Path, compression: dict = RUN_COMPRESSION) -> None:
-    """Write a Dataset of plain numeric variables with the netCDF4 library directly.
-
-    ``Dataset.to_netcdf`` takes a cluster-wide lock through the scheduler whenever a Dask client
-    is active (tens of ms per file); the driver is the only writer of its files and needs none.
-    """
-    with NETCDF_LOCK, netCDF4.Dataset(path, "w", format="NETCDF4") as nc:
-        for dim, size in ds.sizes.items():
-            nc.createDimension(dim, size)
-        for name, var in ds.variables.items():
-            values, attrs = netcdf_values(var.values, var.attrs)
-            out = nc.createVariable(name, values.dtype, var.dims, **(compression if var.size > 1 else {}))
-            aux = "" if name in ds.coords else auxiliary_coordinates(ds, var.dims)
-            out.setncatts({**attrs, **({"coordinates": aux} if aux else {})})
-            out[...] = values
-        nc.setncatts(ds.attrs)
+"""Compression of the assembled variables, chosen by size against write time in
+``benchmarks/encoding.py``: zlib makes the assembled fields 16% smaller at level 1 with shuffle
+(levels 4 and 9 gain under 1% more and write no faster). Run files are not compressed: float64
+stresses barely compress, and they are written on the workers' hot path."""
 
 
 def is_temporary(name: str) -> bool:
@@ -166,8 +136,9 @@ def is_temporary(name: str) -> bool:
     return name.startswith(".") and ".tmp" in name
 
 
-def run_keys(names: Iterable[str]) -> Iterator[str]:
-    """The run keys of the names of a runs folder (temporary and hidden files left out)."""
+def file_names(names: Iterable[str]) -> Iterator[str]:
+    """The run files' names (``runs/<name>.nc``) among the names of a runs folder (temporary and
+    hidden files left out)."""
     return (n[:-3] for n in names if n.endswith(".nc") and not n.startswith("."))
 
 
@@ -183,7 +154,7 @@ class Status:
 
 
 class RunStore:
-    """Per-run files of one sweep under ``<out>/<name>``."""
+    """The run files, index and failure records of one sweep under ``<out>/<name>``."""
 
     def __init__(self, out: str | os.PathLike, name: str):
         self.root = Path(out) / name
@@ -193,8 +164,10 @@ class RunStore:
         self.plan_path = self.root / "plan.keys"
         self._old_plan_path = self.root / "plan.json"  # the plan of a store written before plan.keys
         self.assembled = Path(out) / f"{name}.nc"
-        self._index: dict[str, str] | None = None  # key -> its size and digest as INDEX_LINE matched them
+        self._index: dict[str, str] = {}  # run key -> name of its file
+        self._files: dict[str, tuple[str, str]] = {}  # file name -> size and digest as INDEX_LINE matched them
         self._index_read = 0  # bytes of the index file read into _index
+        self._last_read: tuple[tuple[str, str], dict[str, StoredRun]] | None = None  # (name, digest), its runs
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[RunStore]:
@@ -260,23 +233,25 @@ class RunStore:
 
     def index_unindexed(self, names: Iterable[str] | None = None) -> None:
         """Index the run files that no driver indexed: written by a worker whose driver stopped
-        before the task's result reached it (or by a store without an index). Each is opened and
-        indexed if it holds the run of its name in the current result format, else removed; a
-        finished run is never computed again. ``names``: the runs folder's listing, if made."""
-        index, entries = self._read_index(), {}
+        before the task's result reached it (or by an older store, one run a file). Each is read and
+        indexed if it holds runs in the current formats under the name their keys give, else
+        removed; a finished run is never computed again. ``names``: the runs folder's listing, if
+        made."""
+        self._read_index()
         names = os.listdir(self.runs) if names is None else names
-        for key in sorted(k for k in run_keys(names) if k not in index):
-            path = self.run_path(key)
+        entries = {}
+        for name in sorted(n for n in file_names(names) if n not in self._files):
+            path = self.file_path(name)
             try:
                 data = path.read_bytes()
             except (FileNotFoundError, IsADirectoryError):
                 continue
             with NETCDF_LOCK:
-                nc = self._open_run(key, data)
-            if nc is None:
+                runs = self._decoded(name, data)
+            if runs is None or file_name(list(runs)) != name:
+                path.unlink(missing_ok=True)
                 continue
-            nc.close()
-            entries[key] = IndexEntry(len(data), file_digest(data))
+            entries.update(dict.fromkeys(runs, IndexEntry(name, len(data), file_digest(data))))
         if entries:
             self.record_runs(entries)
 
@@ -296,8 +271,12 @@ class RunStore:
         atomic_write_bytes(self.root / ".probe", token.encode())
         return token
 
+    def file_path(self, name: str) -> Path:
+        return self.runs / f"{name}.nc"
+
     def run_path(self, key: str) -> Path:
-        return self.runs / f"{key}.nc"
+        """The file holding run ``key``: its indexed file, else the file of a single run ``key``."""
+        return self.file_path(self._read_index().get(key, key))
 
     def write_spec(self, spec) -> None:
         """Keep the sweep file (as written, and with absolute state paths) for assembly and status."""
@@ -331,23 +310,33 @@ class RunStore:
             return [data[i : i + 32].hex() for i in range(0, len(data) - len(data) % 32, 32)]
         return list(json.loads(self._old_plan_path.read_text())) if self._old_plan_path.is_file() else []
 
-    def write_run(self, key: str, ds: xr.Dataset) -> Path:
-        """Write a finished run atomically and index it; the file records its key and result format."""
-        self.record_runs({key: self.write_run_file(key, ds)})
-        return self.run_path(key)
+    def write_runs(self, results: dict[str, xr.Dataset]) -> None:
+        """Write finished runs (key -> Dataset) atomically and index them (``write_files``)."""
+        self.record_runs(self.write_files(results))
 
-    def write_run_file(self, key: str, ds: xr.Dataset) -> IndexEntry:
-        """Write a finished run's file atomically, without indexing it (what a worker does: the
-        driver indexes it with ``record_runs``); returns its size and digest."""
-        with writing(self.run_path(key)) as tmp:
-            write_netcdf(ds.assign_attrs(run_key=key), tmp)
-            data = tmp.read_bytes()
-        return IndexEntry(len(data), file_digest(data))
+    def write_files(self, results: dict[str, xr.Dataset]) -> dict[str, IndexEntry]:
+        """Write finished runs (key -> Dataset) atomically, one file for the runs of the same
+        variables (``runfile``), without indexing them (what a worker does: the driver indexes them
+        with ``record_runs``); returns each run's entry."""
+        entries = {}
+        for group in runfile.by_signature(results):
+            name = file_name(list(group))
+            with writing(self.file_path(name)) as tmp:
+                runfile.write(tmp, group)
+                data = tmp.read_bytes()
+            entries.update(dict.fromkeys(group, IndexEntry(name, len(data), file_digest(data))))
+        return entries
 
     def record_runs(self, entries: dict[str, IndexEntry]) -> None:
-        """Index run files already in place (one append for all, lines matching ``INDEX_LINE``) and
-        drop their failure records."""
-        lines = "".join(json.dumps({"key": k, "size": e.size, "digest": e.digest}) + "\n" for k, e in entries.items())
+        """Index runs whose files are in place (one append for all, a line per file matching
+        ``INDEX_LINE``) and drop their failure records."""
+        by_file: dict[IndexEntry, list[str]] = {}
+        for key, entry in entries.items():
+            by_file.setdefault(entry, []).append(key)
+        lines = "".join(
+            json.dumps({"file": e.file, "size": e.size, "digest": e.digest, "runs": keys}) + "\n"
+            for e, keys in by_file.items()
+        )
         try:
             with open(self.index_path, "a") as f:
                 f.write(lines)
@@ -358,39 +347,46 @@ class RunStore:
             (self.failed / f"{key}.json").unlink(missing_ok=True)
 
     def link_from(self, other: RunStore, key: str) -> bool:
-        """Bring the run ``key`` of store ``other`` into this one if its file verifies there (a hard
-        link, else a copy, renamed into place) and index it; True if it did."""
-        data = other.verified_bytes(key)
-        if data is None:
+        """Bring the run ``key`` of store ``other`` into this one if its file verifies there (the
+        file as a hard link, else a copy, renamed into place, once for the runs it holds) and index
+        it; True if it did."""
+        entry = other.entry(key)
+        if entry is None:
             return False
-        with writing(self.run_path(key)) as tmp:
-            try:
-                os.link(other.run_path(key), tmp)
-            except OSError:  # another filesystem, or links not allowed
-                tmp.write_bytes(data)
-        self.record_runs({key: IndexEntry(len(data), file_digest(data))})
+        self._read_index()
+        if self._files.get(entry.file, ("", ""))[1] != entry.digest:
+            if other._verified_bytes(entry.file) is None:
+                return False
+            with writing(self.file_path(entry.file)) as tmp:
+                try:
+                    os.link(other.file_path(entry.file), tmp)
+                except OSError:  # another filesystem, or links not allowed
+                    tmp.write_bytes(other.file_path(entry.file).read_bytes())
+        self.record_runs({key: entry})
         return True
 
     def index(self) -> dict[str, IndexEntry]:
-        """{key: IndexEntry} of the indexed run files (the last line of a key wins; a line torn by
-        an interruption is ignored, its run recomputed). Lines appended since the last call (by
+        """{key: IndexEntry} of the indexed runs (the last line of a key wins; a line torn by an
+        interruption is ignored, its runs recomputed). Lines appended since the last call (by
         another RunStore of the same folder, another process) are read on each call."""
-        return {key: _entry(spelled) for key, spelled in self._read_index().items()}
+        index = self._read_index()
+        entries = {name: IndexEntry(name, int(size), digest) for name, (size, digest) in self._files.items()}
+        return {key: entries[name] for key, name in index.items()}
 
     def entry(self, key: str) -> IndexEntry | None:
         """The index entry of run ``key``, or None if it is not indexed."""
-        spelled = self._read_index().get(key)
-        return None if spelled is None else _entry(spelled)
+        name = self._read_index().get(key)
+        return None if name is None else IndexEntry(name, int(self._files[name][0]), self._files[name][1])
 
     def _read_index(self) -> dict[str, str]:
-        """The index as ``INDEX_LINE`` matched it ({key: size and digest}), with the lines appended
-        since the last call."""
+        """The index as {run key: file name}, with the lines appended since the last call (the
+        files' sizes and digests in ``_files``)."""
         try:
             size = self.index_path.stat().st_size
         except FileNotFoundError:
             size = 0
-        if self._index is None or size < self._index_read:  # first call, or the index was replaced
-            self._index, self._index_read = {}, 0
+        if size < self._index_read:  # the index was replaced
+            self._index, self._files, self._index_read = {}, {}, 0
         if size > self._index_read:
             with open(self.index_path, "rb") as f:
                 f.seek(self._index_read)
@@ -402,7 +398,9 @@ class RunStore:
                     complete = complete or block  # a block without an end of line is no line of the index
                     f.seek(self._index_read + len(complete))
                     self._index_read += len(complete)
-                    self._index.update(INDEX_LINE.findall(complete.decode("ascii", "replace")))
+                    for name, size_of, digest, keys in INDEX_LINE.findall(complete.decode("ascii", "replace")):
+                        self._files[name] = (size_of, digest)
+                        self._index.update(dict.fromkeys(keys.split(KEY_SEPARATOR), name))
         return self._index
 
     def write_failure(self, key: str, record: dict) -> None:
@@ -417,85 +415,90 @@ class RunStore:
                 out[path.stem] = {"key": path.stem, "error": "unreadable failure record"}
         return out
 
-    def stored_keys(self) -> set[str]:
-        """Keys with a run file (not verified); temporary files are ignored."""
-        return set(run_keys(os.listdir(self.runs))) if self.runs.is_dir() else set()
-
-    def verified_bytes(self, key: str) -> bytes | None:
-        """The bytes of the run file of ``key`` if they match its index line, else None; a file that
-        does not match (damaged, foreign, unindexed) is removed. A folder at the run's path is a
+    def _verified_bytes(self, name: str) -> bytes | None:
+        """The bytes of run file ``name`` if they match its index line, else None; a file that does
+        not match (damaged, foreign, unindexed) is removed. A folder at the file's path is a
         StoreError: it is not the store's to remove."""
-        path = self.run_path(key)
-        entry = self.entry(key)
+        path = self.file_path(name)
         if path.is_dir():
             raise StoreError(str(path), "is a folder where a run file belongs: remove it")
+        self._read_index()
+        size, digest = self._files.get(name, ("-1", ""))
         try:
-            data = path.read_bytes() if entry is not None and path.stat().st_size == entry.size else None
+            data = path.read_bytes() if path.stat().st_size == int(size) else None
         except FileNotFoundError:
             return None
-        if data is None or file_digest(data) != entry.digest:
+        if data is None or file_digest(data) != digest:
             path.unlink(missing_ok=True)
             return None
         return data
 
-    def open_verified(self, key: str) -> netCDF4.Dataset | None:
-        """The run file of ``key`` opened for reading (masking off), or None if it is missing,
-        damaged (its bytes do not match the index), of another run or of an older result format;
-        such a file is removed.
-
-        The caller holds ``NETCDF_LOCK`` while it uses the file."""
-        data = self.verified_bytes(key)
-        return None if data is None else self._open_run(key, data)
-
-    def _open_run(self, key: str, data: bytes) -> netCDF4.Dataset | None:
-        """``data`` opened (masking off) if it is the run ``key`` in the current result format; else
-        None and the run file is removed. The caller holds ``NETCDF_LOCK``."""
-        path = self.run_path(key)
-        try:
-            nc = netCDF4.Dataset(path.name, memory=data)
-        except (OSError, RuntimeError):
-            path.unlink(missing_ok=True)
+    def _decoded(self, name: str, data: bytes) -> dict[str, StoredRun] | None:
+        """The runs of run file ``name`` from its bytes, or None if it is not a run file of the
+        current store and result formats. The caller holds ``NETCDF_LOCK``."""
+        runs = runfile.read(data, name)
+        if runs is None or any(r.attrs.get("result_format") != RESULT_FORMAT_VERSION for r in runs.values()):
             return None
-        try:
-            ok = nc.getncattr("run_key") == key and int(nc.getncattr("result_format")) == RESULT_FORMAT_VERSION
-        except (AttributeError, ValueError):
-            ok = False
-        if not ok:
-            nc.close()
-            path.unlink(missing_ok=True)
+        return runs
+
+    def read_run(self, key: str) -> StoredRun | None:
+        """Run ``key`` from its verified file, or None if it is not indexed, or its file is missing,
+        damaged (its bytes do not match the index), of another format or without the run; such a
+        file is removed. The file read last is kept decoded: reading runs in file order reads each
+        file once, memory held: one file. In a process with other threads the caller holds
+        ``NETCDF_LOCK``."""
+        name = self._read_index().get(key)
+        if name is None:
             return None
-        nc.set_auto_mask(False)
-        return nc
+        if self._last_read is None or self._last_read[0] != (name, self._files[name][1]):
+            data = self._verified_bytes(name)
+            runs = None if data is None else self._decoded(name, data)
+            if runs is None:
+                self.file_path(name).unlink(missing_ok=True)
+                self._last_read = None
+                return None
+            self._last_read = ((name, self._files[name][1]), runs)
+        run = self._last_read[1].get(key)
+        if run is None:
+            self.file_path(name).unlink(missing_ok=True)
+            self._last_read = None
+        return run
+
+    def read_variables(self, key: str) -> Variables | None:
+        """The variables of run ``key`` (``read_run``), or None."""
+        run = self.read_run(key)
+        return None if run is None else run.variables
 
     def verify(self, key: str) -> bool:
-        """True if the run file matches its index line, opens, and belongs to ``key`` in the current
-        result format."""
+        """True if the file of run ``key`` matches its index line, reads, and holds the run in the
+        current formats."""
         with NETCDF_LOCK:
-            nc = self.open_verified(key)
-            if nc is not None:
-                nc.close()
-        return nc is not None
+            return self.read_run(key) is not None
+
+    def stored_keys(self) -> set[str]:
+        """Keys of the indexed runs whose files are present (not verified)."""
+        return self.indexed_keys(list(self._read_index()))
 
     def indexed_keys(self, keys: Iterable[str]) -> set[str]:
-        """Keys among ``keys`` whose run file is indexed and present: what resume and status count as
-        stored, from the index and one listing of the runs folder, no file opened or examined (the
-        bytes are verified where they are read, and a damaged file is then removed). A folder at the
-        path of an unindexed run is a StoreError."""
+        """Keys among ``keys`` whose run is indexed and its file present: what resume and status
+        count as stored, from the index and one listing of the runs folder, no file opened or
+        examined (the bytes are verified where they are read, and a damaged file is then removed).
+        A folder at the path of an unindexed single run's file is a StoreError."""
         index, names = self._read_index(), set(os.listdir(self.runs)) if self.runs.is_dir() else set()
         out = set()
         for key in keys:
-            if f"{key}.nc" not in names:
-                continue
-            if key in index:
+            name = index.get(key)
+            if name is not None and f"{name}.nc" in names:
                 out.add(key)
-            elif self.run_path(key).is_dir():
-                raise StoreError(str(self.run_path(key)), "is a folder where a run file belongs: remove it")
+            elif name is None and f"{key}.nc" in names and self.file_path(key).is_dir():
+                raise StoreError(str(self.file_path(key)), "is a folder where a run file belongs: remove it")
         return out
 
     def done_keys(self, keys: Iterable[str]) -> set[str]:
-        """Keys among ``keys`` whose file verifies; a corrupt or outdated file is removed."""
-        stored = self.stored_keys()
-        return {key for key in keys if key in stored and self.verify(key)}
+        """Keys among ``keys`` whose run reads from a verified file; a corrupt or outdated file is
+        removed."""
+        indexed = self.indexed_keys(keys)
+        return {key for key in sorted(indexed, key=self._index.__getitem__) if self.verify(key)}
 
     def status(self) -> Status:
         plan = set(self.read_plan())

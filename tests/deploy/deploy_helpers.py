@@ -6,11 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import netCDF4
 import numpy as np
 import xarray as xr
 from conftest import small_spec
-from epmsweep.sweep import run_sweep
+from epmsweep.sweep import RunStore, run_sweep
 
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -66,12 +65,9 @@ def assert_same_results(tree: xr.DataTree, expected: xr.DataTree) -> None:
 
 
 def run_attributes(out: Path, name: str) -> list[dict]:
-    """The global attributes of every stored run file of sweep ``name``."""
-    attrs = []
-    for path in sorted((out / name / "runs").glob("*.nc")):
-        with netCDF4.Dataset(path) as nc:
-            attrs.append({k: nc.getncattr(k) for k in nc.ncattrs()})
-    return attrs
+    """The attributes of every stored run of sweep ``name`` as its file holds them, and its key."""
+    store = RunStore(out, name)
+    return [{**store.read_run(k).attrs, "run_key": k} for k in sorted(store.stored_keys(), key=store.run_path)]
 
 
 def numba_cache_files(folder: Path) -> list[Path]:

@@ -17,7 +17,6 @@ from datetime import datetime, timedelta
 
 import numpy as np
 import pytest
-import xarray as xr
 from conftest import write_spec
 from deploy_helpers import (
     EPMSWEEP,
@@ -119,11 +118,10 @@ def test_particle_thresholds_measured_in_slurm_jobs(slurm, numba_cache, tmp_path
 
     jobs = jobs_named(slurm, "epmsweep-micro")
     assert len(jobs) == 1 and not slurm.active_jobs(), jobs
-    probes = list((tmp_path / "state_thresholds" / "runs").glob("*.nc"))
+    probes = run_attributes(tmp_path, "state_thresholds")
     assert len(probes) == 4  # one per cell of the 2 x 2 grid
-    for path in probes:
-        with xr.open_dataset(path) as ds:
-            assert ds.attrs["batch_job_id"] in jobs, ds.attrs
+    for attrs in probes:
+        assert attrs["batch_job_id"] in jobs, attrs
 
     measured = InitialState.load(tmp_path / "state.nc")
     expected = measure_initial_state(

@@ -13,7 +13,7 @@ from epmsweep.sweep.spec import SpecError
 
 BIT_FLIPS = 64
 BLOCK = 256
-HANGING_BLOCK = 2304  # zeroing bytes 2304-2559 of a run file makes netCDF/HDF5 spin forever in its open
+HANGING_BLOCK = 3072  # zeroing bytes 3072-3327 of a run file makes netCDF/HDF5 spin forever in its open
 
 
 def rate_spec(name: str) -> dict:

@@ -48,8 +48,9 @@ def test_batched_runs_written_by_the_workers_equal_one_run_per_task(tmp_path, cl
 
 
 def test_a_worker_writes_only_where_it_sees_the_drivers_token(tmp_path):
-    """With the driver's token in the store the results are written there and only their size and
-    digest come back; with another token (another filesystem) the Datasets come back."""
+    """With the driver's token in the store the results are written there, the batch's runs in one
+    file, and only its name, size and digest come back; with another token (another filesystem)
+    the Datasets come back."""
     store = RunStore(tmp_path, "w").create()
     token = store.write_probe()
     runs = list(make_plan(parse_spec(small_spec(name="w"))).runs)[:3]
@@ -57,8 +58,9 @@ def test_a_worker_writes_only_where_it_sees_the_drivers_token(tmp_path):
     assert [o for o, _ in elsewhere] == ["ok"] * 3 and not store.stored_keys()
     shared = compute_batch(compute_run, runs, StoreAccess(str(tmp_path), "w", token))
     assert [o for o, _ in shared] == ["stored"] * 3
-    for run, (_, entry) in zip(runs, shared, strict=True):
-        assert store.run_path(run.key).stat().st_size == entry.size
+    entry = shared[0][1]
+    assert {e for _, e in shared} == {entry} and store.file_path(entry.file).stat().st_size == entry.size
+    assert [p.name for p in store.runs.iterdir()] == [f"{entry.file}.nc"], "one file for the batch"
     assert store.indexed_keys(r.key for r in runs) == set(), "the driver indexes them, not the worker"
     store.record_runs({r.key: entry for r, (_, entry) in zip(runs, shared, strict=True)})
     assert all(store.verify(r.key) for r in runs)
@@ -78,20 +80,21 @@ def test_batches_are_sized_from_the_cost_and_leave_every_worker_work():
 
 
 def test_run_files_written_but_never_indexed_are_indexed_not_computed_again(tmp_path, client):
-    """A driver stopped after the workers wrote three runs but before it indexed them: the rerun
-    indexes those three (their files untouched) and computes the rest; an unindexed file holding
-    another run, and a truncated one, are removed and computed again."""
+    """A driver stopped after the workers wrote three single runs and a batch of three but before
+    it indexed them: the rerun indexes those (their files untouched) and computes the rest; an
+    unindexed file holding another run, and a truncated one, are removed and computed again."""
     spec = small_spec(name="w")
     runs = list(make_plan(parse_spec(spec)).runs)
     store = RunStore(tmp_path, "w").create()
-    token = store.write_probe()
-    written = compute_batch(compute_run, runs[:5], StoreAccess(str(tmp_path), "w", token))
-    assert [o for o, _ in written] == ["stored"] * 5
+    access = StoreAccess(str(tmp_path), "w", store.write_probe())
+    written = [compute_batch(compute_run, batch, access) for batch in [[r] for r in runs[:5]] + [runs[5:8]]]
+    assert [o for batch in written for o, _ in batch] == ["stored"] * 8 and len(list(store.runs.iterdir())) == 6
     foreign, truncated = runs[3].key, runs[4].key
     store.run_path(foreign).write_bytes(store.run_path(runs[0].key).read_bytes())  # holds run 0
     data = store.run_path(truncated).read_bytes()
     store.run_path(truncated).write_bytes(data[: len(data) // 2])
-    kept = {r.key: store.run_path(r.key).stat() for r in runs[:3]}
+    entries = dict(zip([r.key for r in runs[:8]], [entry for batch in written for _, entry in batch], strict=True))
+    kept = {k: store.file_path(e.file).stat() for k, e in entries.items() if k not in (foreign, truncated)}
     tree = run_sweep(spec, out=tmp_path, client=client, progress=False)
     for key, before in kept.items():
         after = store.run_path(key).stat()

@@ -7,6 +7,7 @@ from dataclasses import asdict
 import pytest
 from conftest import small_spec
 from epmsweep.sweep import make_plan, parse_spec
+from epmsweep.sweep.estimate import points_of
 from epmsweep.sweep.plan import Run, _primary, run_key, sorted_order
 from epmsweep.sweep.spec import axis_groups
 
@@ -89,6 +90,18 @@ def test_runs_made_on_demand_equal_the_run_by_run_expansion():
     for name in spec.protocols:
         assert list(plan.protocol_runs(name)) == [r for r in reference if r.protocol == name]
         assert list(plan.keys(name)) == [r.key for r in reference if r.protocol == name]
+
+
+def test_parameter_points_are_the_runs_that_differ_by_replica_only():
+    """The estimate's points, made from one run each, against grouping every run by its
+    coordinates without the seed."""
+    spec = zipped_spec()
+    groups: dict[tuple, list[Run]] = {}
+    for run in reference_runs(spec):
+        groups.setdefault((run.protocol, run.index[:-1]), []).append(run)
+    points = points_of(make_plan(spec))
+    assert [(p.first, p.keys) for p in points] == [(g[0], tuple(r.key for r in g)) for g in groups.values()]
+    assert all(len(p.keys) == spec.replicas for p in points)
 
 
 def test_length_and_positions_of_the_runs():

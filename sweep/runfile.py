@@ -1,0 +1,137 @@
+"""Files of finished runs: the runs of one task in one netCDF4 file, as contiguous ragged arrays.
+
+A file holds n runs (dimension ``run``) with the same variables on the same dims (``signature``).
+``run_key`` (run) names them, ``run_attributes`` (run) holds each run's attributes as JSON, and
+``size_of_<d>`` (run) the size of each dim ``d`` of the runs in each run. A variable on no dim is
+stored on ``run``; a variable on dims D is flattened (C order) run by run and the runs concatenated
+along ``samples_<D>`` (one sample dimension per distinct D), its dims named by its ``run_dims``
+attribute. The file's netCDF variables are those of one run plus a few, whatever the number of
+runs: writing and reading cost per variable, not per run, which is what makes many short runs
+cheap to store. The global attribute ``store_format`` is ``FORMAT``; a file without it (one run a
+file, as written before) is not read.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from typing import NamedTuple
+
+import netCDF4
+import numpy as np
+import xarray as xr
+from xarray.backends.netCDF4_ import NETCDF4_PYTHON_LOCK as NETCDF_LOCK
+
+# The HDF5 library is not thread-safe. xarray serialises its own netCDF4 calls with this lock; the
+# direct calls here hold it too, so that a file xarray closes in another thread (a DataTree
+# collected by the garbage collector in Dask's event-loop thread, say) never runs alongside them.
+
+FORMAT = 2
+Variables = dict[str, tuple[tuple[str, ...], dict, np.ndarray]]
+"""A run's variables: name -> (dims, attributes, values)."""
+
+
+class StoredRun(NamedTuple):
+    """A run as read back from its file: its variables and its attributes."""
+
+    variables: Variables
+    attrs: dict
+
+
+def netcdf_values(values: np.ndarray, attrs: dict) -> tuple[np.ndarray, dict]:
+    """Values and attributes as netCDF stores them: booleans as int8 with ``dtype: bool``, which
+    xarray decodes back to booleans."""
+    if values.dtype == bool:
+        return values.astype(np.int8), {**attrs, "dtype": "bool"}
+    return values, attrs
+
+
+def signature(ds: xr.Dataset) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The variables of a run and their dims: runs of one file have the same."""
+    return tuple((name, var.dims) for name, var in ds.variables.items())
+
+
+def by_signature(runs: Mapping[str, xr.Dataset]) -> list[dict[str, xr.Dataset]]:
+    """``runs`` (key -> Dataset) split into the groups that can share a file, in order of first run."""
+    groups: dict[tuple, dict[str, xr.Dataset]] = {}
+    for key, ds in runs.items():
+        groups.setdefault(signature(ds), {})[key] = ds
+    return list(groups.values())
+
+
+def _plain(value):
+    """An attribute value as JSON can hold it (numpy scalars and arrays as numbers and lists)."""
+    return value.tolist() if hasattr(value, "tolist") else str(value)
+
+
+def _sample_dim(dims: tuple[str, ...]) -> str:
+    return "samples_" + "_".join(dims)
+
+
+def write(path, runs: Mapping[str, xr.Dataset]) -> None:
+    """Write ``runs`` (key -> Dataset, all of one ``signature``) to the netCDF4 file ``path``."""
+    datasets = list(runs.values())
+    first = datasets[0]
+    dims = list(dict.fromkeys(d for var in first.variables.values() for d in var.dims))
+    sizes = {d: np.array([ds.sizes[d] for ds in datasets], dtype=np.int64) for d in dims}
+    with NETCDF_LOCK, netCDF4.Dataset(path, "w", format="NETCDF4") as nc:
+        nc.setncattr("store_format", FORMAT)
+        nc.createDimension("run", len(datasets))
+        nc.createVariable("run_key", str, ("run",))[:] = np.array(list(runs), dtype=object)
+        attributes = np.array([json.dumps(ds.attrs, default=_plain) for ds in datasets], dtype=object)
+        nc.createVariable("run_attributes", str, ("run",))[:] = attributes
+        for d, n in sizes.items():
+            nc.createVariable(f"size_of_{d}", np.int64, ("run",))[:] = n
+        for var_dims in dict.fromkeys(var.dims for var in first.variables.values() if var.dims):
+            nc.createDimension(_sample_dim(var_dims), int(np.prod([sizes[d] for d in var_dims], axis=0).sum()))
+        for name, var in first.variables.items():
+            if var.dims:
+                values = np.concatenate([ds.variables[name].values.ravel() for ds in datasets])
+            else:
+                values = np.array([ds.variables[name].values for ds in datasets])
+            values, attrs = netcdf_values(values, var.attrs)
+            out = nc.createVariable(name, values.dtype, (_sample_dim(var.dims) if var.dims else "run",))
+            out.setncatts({**attrs, "run_dims": " ".join(var.dims)})
+            out[:] = values
+
+
+def read(data: bytes, name: str) -> dict[str, StoredRun] | None:
+    """The runs (key -> StoredRun, in file order) of the bytes of a file ``write`` wrote, or None
+    if they are not such a file (another format, a foreign file). In a process with other threads
+    the caller holds ``NETCDF_LOCK``."""
+    try:
+        nc = netCDF4.Dataset(name, memory=data)
+    except (OSError, RuntimeError):
+        return None
+    with nc:
+        try:
+            if int(nc.getncattr("store_format")) != FORMAT:
+                return None
+            nc.set_auto_mask(False)
+            values = {n: v[...] for n, v in nc.variables.items()}
+            attrs = {n: {k: v.getncattr(k) for k in v.ncattrs()} for n, v in nc.variables.items()}
+        except (AttributeError, ValueError, KeyError):
+            return None
+    try:
+        keys, run_attrs = list(values.pop("run_key")), values.pop("run_attributes")
+        sizes = {n.removeprefix("size_of_"): values.pop(n) for n in list(values) if n.startswith("size_of_")}
+        runs: dict[str, StoredRun] = {k: StoredRun({}, json.loads(a)) for k, a in zip(keys, run_attrs, strict=True)}
+        offsets: dict[tuple[str, ...], np.ndarray] = {}
+        for vname, flat in values.items():
+            var_attrs = attrs[vname]
+            dims = tuple(var_attrs.pop("run_dims").split())
+            if dims and dims not in offsets:
+                counts = [math.prod(int(sizes[d][i]) for d in dims) for i in range(len(keys))]
+                offsets[dims] = np.concatenate([[0], np.cumsum(counts)])
+            for i, run in enumerate(runs.values()):
+                if dims:
+                    shape = tuple(int(sizes[d][i]) for d in dims)
+                    value = flat[offsets[dims][i] : offsets[dims][i + 1]].reshape(shape)
+                else:
+                    value = flat[i]
+                run.variables[vname] = (dims, var_attrs, value)
+    except (KeyError, ValueError, IndexError):
+        return None
+    return runs
+
