@@ -17,6 +17,7 @@ holds each run's ``n_avalanches``. The root holds the steady-state ``summary`` o
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Mapping
 from datetime import datetime, timezone
@@ -63,6 +64,7 @@ class _GroupLayout:
     padded (``PADDING``)."""
 
     def __init__(self, runs: list):
+        """``runs``: one of each parameter point of the group (the others share its clocks)."""
         self.protocol = runs[0].protocol_instance()  # fixed arguments are shared by the group
         self.record_dim, self.snapshot_dim = self.protocol.record_dim, self.protocol.snapshot_dim
         self.ragged = not hasattr(self.protocol, "schedule")
@@ -150,9 +152,8 @@ N_RECORDS = variable("n_avalanches")
 def _write_group(root: netCDF4.Dataset, name: str, plan: Plan, store: RunStore) -> xr.Dataset:
     """Write the group of protocol ``name`` from the runs of ``store``; returns its series and
     scalars (without the fields) as an in-memory Dataset."""
-    runs = list(plan.protocol_runs(name))
     dims, coords = plan.dims[name], plan.coords[name]
-    layout = _GroupLayout(runs)
+    layout = _GroupLayout(list(plan.protocol_runs(name, every=plan.spec.replicas)))  # one run a parameter point
     grp = root.createGroup(name)
     for dim in dims:
         grp.createDimension(dim, len(coords[dim][1]))
@@ -197,21 +198,22 @@ def _write_group(root: netCDF4.Dataset, name: str, plan: Plan, store: RunStore) 
             buffers[vname] = np.full(shape + size, declared.fill_value(), declared.dtype)
     completed = np.zeros(shape, bool)
     counts = np.full(shape, N_RECORDS.fill_value(), N_RECORDS.dtype)
-    stored = store.indexed_keys(r.key for r in runs)
-    for r in runs:
-        variables = store.read_variables(r.key) if r.key in stored else None
+    keys = list(plan.keys(name))
+    stored = store.indexed_keys(keys)
+    for key, index in zip(keys, itertools.product(*(range(n) for n in shape)), strict=True):  # plan order
+        variables = store.read_variables(key) if key in stored else None
         if variables is None:
             continue
         layout.fit(variables, buffers)
         position = layout.position(variables)
         for vname in layout.names:
-            where = r.index + tuple(position[d] for d in layout.dims(vname))
+            where = index + tuple(position[d] for d in layout.dims(vname))
             if vname in buffers:
                 buffers[vname][where] = variables[vname][2]
             else:
                 out_vars[vname][where] = variables[vname][2]
-        completed[r.index] = True
-        counts[r.index] = variables[layout.record_dim][2].size
+        completed[index] = True
+        counts[index] = variables[layout.record_dim][2].size
     if layout.ragged:
         define_dims([layout.record_dim])
         for vname in layout.names:

@@ -97,9 +97,10 @@ class Plan:
         """The run keys in plan order (of protocol ``protocol`` only, if given), without making the runs."""
         return self.runs.keys(protocol)
 
-    def protocol_runs(self, name: str) -> Iterator[Run]:
-        """The runs of protocol ``name`` in plan order."""
-        return self.runs.protocol(name)
+    def protocol_runs(self, name: str, every: int = 1) -> Iterator[Run]:
+        """The runs of protocol ``name`` in plan order (every ``every``-th run only: with the
+        replica count, one run of each parameter point)."""
+        return self.runs.protocol(name, every)
 
 
 _SEED = "\0seed\0"  # stands for the seed in the JSON of a run's fields (see _ProtocolRuns._hashed)
@@ -244,9 +245,12 @@ class Runs(Sequence):
             if protocol in (None, part.name):
                 yield from part.keys()
 
-    def protocol(self, name: str) -> Iterator[Run]:
-        """The runs of protocol ``name`` in plan order."""
-        return iter(next((p for p in self._parts if p.name == name), ()))
+    def protocol(self, name: str, every: int = 1) -> Iterator[Run]:
+        """The runs of protocol ``name`` in plan order (every ``every``-th only)."""
+        part = next((p for p in self._parts if p.name == name), None)
+        if part is None:
+            return iter(())
+        return iter(part) if every == 1 else (part.at(i) for i in range(0, part.size, every))
 
 
 def make_plan(spec: Spec) -> Plan:

@@ -2,7 +2,8 @@
 
 A file holds n runs (dimension ``run``) with the same variables on the same dims (``signature``).
 ``run_key`` (run) names them, ``run_attributes`` (run) holds each run's attributes as JSON, and
-``size_of_<d>`` (run) the size of each dim ``d`` of the runs in each run. A variable on no dim is
+``size_of_<d>`` (run) the size of each dim ``d`` of the runs in each run; the global attribute
+``result_format`` is theirs (the engine's output format, the same for all). A variable on no dim is
 stored on ``run``; a variable on dims D is flattened (C order) run by run and the runs concatenated
 along ``samples_<D>`` (one sample dimension per distinct D), its dims named by its ``run_dims``
 attribute. The file's netCDF variables are those of one run plus a few, whatever the number of
@@ -33,10 +34,14 @@ Variables = dict[str, tuple[tuple[str, ...], dict, np.ndarray]]
 
 
 class StoredRun(NamedTuple):
-    """A run as read back from its file: its variables and its attributes."""
+    """A run as read back from its file: its variables, and its attributes as JSON (``attrs``)."""
 
     variables: Variables
-    attrs: dict
+    attributes: str
+
+    @property
+    def attrs(self) -> dict:
+        return json.loads(self.attributes)
 
 
 def netcdf_values(values: np.ndarray, attrs: dict) -> tuple[np.ndarray, dict]:
@@ -47,9 +52,9 @@ def netcdf_values(values: np.ndarray, attrs: dict) -> tuple[np.ndarray, dict]:
     return values, attrs
 
 
-def signature(ds: xr.Dataset) -> tuple[tuple[str, tuple[str, ...]], ...]:
-    """The variables of a run and their dims: runs of one file have the same."""
-    return tuple((name, var.dims) for name, var in ds.variables.items())
+def signature(ds: xr.Dataset) -> tuple:
+    """The result format, variables and their dims of a run: runs of one file have the same."""
+    return ds.attrs.get("result_format"), *((name, var.dims) for name, var in ds.variables.items())
 
 
 def by_signature(runs: Mapping[str, xr.Dataset]) -> list[dict[str, xr.Dataset]]:
@@ -76,7 +81,7 @@ def write(path, runs: Mapping[str, xr.Dataset]) -> None:
     dims = list(dict.fromkeys(d for var in first.variables.values() for d in var.dims))
     sizes = {d: np.array([ds.sizes[d] for ds in datasets], dtype=np.int64) for d in dims}
     with NETCDF_LOCK, netCDF4.Dataset(path, "w", format="NETCDF4") as nc:
-        nc.setncattr("store_format", FORMAT)
+        nc.setncatts({"store_format": FORMAT, "result_format": first.attrs.get("result_format", -1)})
         nc.createDimension("run", len(datasets))
         nc.createVariable("run_key", str, ("run",))[:] = np.array(list(runs), dtype=object)
         attributes = np.array([json.dumps(ds.attrs, default=_plain) for ds in datasets], dtype=object)
@@ -96,10 +101,10 @@ def write(path, runs: Mapping[str, xr.Dataset]) -> None:
             out[:] = values
 
 
-def read(data: bytes, name: str) -> dict[str, StoredRun] | None:
-    """The runs (key -> StoredRun, in file order) of the bytes of a file ``write`` wrote, or None
-    if they are not such a file (another format, a foreign file). In a process with other threads
-    the caller holds ``NETCDF_LOCK``."""
+def read(data: bytes, name: str) -> tuple[dict[str, StoredRun], int] | None:
+    """The runs (key -> StoredRun, in file order) of the bytes of a file ``write`` wrote and the
+    runs' result format, or None if they are not such a file (another format, a foreign file). In
+    a process with other threads the caller holds ``NETCDF_LOCK``."""
     try:
         nc = netCDF4.Dataset(name, memory=data)
     except (OSError, RuntimeError):
@@ -108,6 +113,7 @@ def read(data: bytes, name: str) -> dict[str, StoredRun] | None:
         try:
             if int(nc.getncattr("store_format")) != FORMAT:
                 return None
+            result_format = int(nc.getncattr("result_format"))
             nc.set_auto_mask(False)
             values = {n: v[...] for n, v in nc.variables.items()}
             attrs = {n: {k: v.getncattr(k) for k in v.ncattrs()} for n, v in nc.variables.items()}
@@ -116,22 +122,20 @@ def read(data: bytes, name: str) -> dict[str, StoredRun] | None:
     try:
         keys, run_attrs = list(values.pop("run_key")), values.pop("run_attributes")
         sizes = {n.removeprefix("size_of_"): values.pop(n) for n in list(values) if n.startswith("size_of_")}
-        runs: dict[str, StoredRun] = {k: StoredRun({}, json.loads(a)) for k, a in zip(keys, run_attrs, strict=True)}
+        runs: dict[str, StoredRun] = {k: StoredRun({}, a) for k, a in zip(keys, run_attrs, strict=True)}
         offsets: dict[tuple[str, ...], np.ndarray] = {}
         for vname, flat in values.items():
             var_attrs = attrs[vname]
             dims = tuple(var_attrs.pop("run_dims").split())
             if dims and dims not in offsets:
                 counts = [math.prod(int(sizes[d][i]) for d in dims) for i in range(len(keys))]
-                offsets[dims] = np.concatenate([[0], np.cumsum(counts)])
-            for i, run in enumerate(runs.values()):
-                if dims:
-                    shape = tuple(int(sizes[d][i]) for d in dims)
-                    value = flat[offsets[dims][i] : offsets[dims][i + 1]].reshape(shape)
-                else:
-                    value = flat[i]
+                offsets[dims] = np.cumsum(counts)
+            pieces = np.split(flat, offsets[dims][:-1]) if dims else flat
+            if len(dims) > 1:
+                pieces = [p.reshape([int(sizes[d][i]) for d in dims]) for i, p in enumerate(pieces)]
+            for run, value in zip(runs.values(), pieces, strict=True):
                 run.variables[vname] = (dims, var_attrs, value)
     except (KeyError, ValueError, IndexError):
         return None
-    return runs
+    return runs, result_format
 

@@ -436,10 +436,8 @@ class RunStore:
     def _decoded(self, name: str, data: bytes) -> dict[str, StoredRun] | None:
         """The runs of run file ``name`` from its bytes, or None if it is not a run file of the
         current store and result formats. The caller holds ``NETCDF_LOCK``."""
-        runs = runfile.read(data, name)
-        if runs is None or any(r.attrs.get("result_format") != RESULT_FORMAT_VERSION for r in runs.values()):
-            return None
-        return runs
+        read = runfile.read(data, name)
+        return read[0] if read is not None and read[1] == RESULT_FORMAT_VERSION else None
 
     def read_run(self, key: str) -> StoredRun | None:
         """Run ``key`` from its verified file, or None if it is not indexed, or its file is missing,
@@ -447,7 +445,7 @@ class RunStore:
         file is removed. The file read last is kept decoded: reading runs in file order reads each
         file once, memory held: one file. In a process with other threads the caller holds
         ``NETCDF_LOCK``."""
-        name = self._read_index().get(key)
+        name = self._index.get(key) or self._read_index().get(key)  # the index is re-read for runs not yet known
         if name is None:
             return None
         if self._last_read is None or self._last_read[0] != (name, self._files[name][1]):

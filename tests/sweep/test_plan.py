@@ -89,6 +89,7 @@ def test_runs_made_on_demand_equal_the_run_by_run_expansion():
     assert list(plan.keys()) == [r.key for r in reference]
     for name in spec.protocols:
         assert list(plan.protocol_runs(name)) == [r for r in reference if r.protocol == name]
+        assert list(plan.protocol_runs(name, every=3)) == [r for r in reference if r.protocol == name][::3]
         assert list(plan.keys(name)) == [r.key for r in reference if r.protocol == name]
 
 
