@@ -35,6 +35,7 @@ from .store import RunStore, StoreError
 IN_FLIGHT_PER_WORKER = 4
 BATCH_FROM = 100  # runs to compute; fewer go one a task (their dispatch costs well under a second)
 MAX_BATCH = 10_000  # runs of one task at most: the index line of its file stays well within a block
+TAIL_FRACTION = 0.05  # of task-seconds: the shortest batch of a sweep's tail (dispatch and a file stay small beside it)
 SIZING_BUDGET, SIZING_POINTS = 0.02, 8  # CPU seconds a prefix and parameter points of the batch-sizing estimate
 TASK_RETRIES = 2  # for exceptions other than the engine's own (deterministic) errors
 DETERMINISTIC_ERRORS = (ParameterError, NumericalInstabilityError, EndlessAvalancheError)
@@ -151,8 +152,10 @@ def compute_batch(compute: Callable, tasks: list, access: StoreAccess | None) ->
 def batches(tasks: list, seconds: Callable[[object], float] | None, n_workers: int) -> list[list]:
     """``tasks`` cut into consecutive batches of about ``epmsweep.sweep.task-seconds`` of compute
     (``seconds(task)`` each), or of ``epmsweep.sweep.runs-per-task`` tasks when set; one task a
-    batch without either. No batch takes more than its share of two batches a worker, so that
-    every worker has work until the end, nor more than ``MAX_BATCH`` runs."""
+    batch without either. Sized by guided self-scheduling: no batch holds more than a share
+    (``1 / (2 n_workers)``) of the compute still to cut, so that the last batches are short and
+    every worker has work until the end, nor less than ``TAIL_FRACTION`` of task-seconds, nor more
+    than ``MAX_BATCH`` runs."""
     fixed = dask.config.get("epmsweep.sweep.runs-per-task")
     if fixed is not None:
         size = setting_int("runs-per-task")
@@ -163,13 +166,17 @@ def batches(tasks: list, seconds: Callable[[object], float] | None, n_workers: i
     if seconds is None:
         return [[t] for t in tasks]
     target = setting_seconds("task-seconds")
-    cap = min(MAX_BATCH, max(1, math.ceil(len(tasks) / (2 * max(1, n_workers)))))
-    out, batch, total = [], [], 0.0
-    for task in tasks:
+    costs = [seconds(t) for t in tasks]
+    remaining, shares = math.fsum(costs), 2 * max(1, n_workers)
+    out, batch, total, budget = [], [], 0.0, 0.0
+    for task, cost in zip(tasks, costs, strict=True):
+        if not batch:
+            budget = min(target, max(TAIL_FRACTION * target, remaining / shares))
         batch.append(task)
-        total += seconds(task)
-        if total >= target or len(batch) >= cap:
+        total += cost
+        if total >= budget or len(batch) >= MAX_BATCH:
             out.append(batch)
+            remaining -= total
             batch, total = [], 0.0
     return out + ([batch] if batch else [])
 

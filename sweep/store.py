@@ -343,8 +343,9 @@ class RunStore:
         except OSError as exc:
             raise write_error(self.index_path, exc) from None
         self._read_index()  # reads these lines too
-        for key in entries:
-            (self.failed / f"{key}.json").unlink(missing_ok=True)
+        records = set(os.listdir(self.failed)) if self.failed.is_dir() else set()
+        for record in records.intersection(f"{key}.json" for key in entries):
+            (self.failed / record).unlink(missing_ok=True)
 
     def link_from(self, other: RunStore, key: str) -> bool:
         """Bring the run ``key`` of store ``other`` into this one if its file verifies there (the

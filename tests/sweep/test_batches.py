@@ -7,7 +7,7 @@ import xarray as xr
 from conftest import small_spec
 from epmsweep.engine import ParameterError
 from epmsweep.sweep import RunStore, make_plan, parse_spec, run_sweep
-from epmsweep.sweep.execute import BATCH_FROM, StoreAccess, batches, compute_batch, compute_run
+from epmsweep.sweep.execute import BATCH_FROM, TAIL_FRACTION, StoreAccess, batches, compute_batch, compute_run
 from epmsweep.sweep.settings import setting_seconds
 
 
@@ -67,13 +67,19 @@ def test_a_worker_writes_only_where_it_sees_the_drivers_token(tmp_path):
 
 
 def test_batches_are_sized_from_the_cost_and_leave_every_worker_work():
-    """Consecutive tasks up to task-seconds of compute, at most 2 batches' share per worker."""
+    """Consecutive tasks up to task-seconds of compute; none more than a 1 / (2 n_workers) share of
+    the compute still to cut, so that the batches shrink towards the end, down to TAIL_FRACTION."""
     target = setting_seconds("task-seconds")
     tasks = list(range(1000))
     cut = batches(tasks, lambda t: target / 8, n_workers=4)
-    assert [t for b in cut for t in b] == tasks and {len(b) for b in cut} == {8}
+    assert [t for b in cut for t in b] == tasks
+    assert {len(b) for b in cut[:100]} == {8}, "task-seconds a batch while much compute is left"
+    assert len(cut[-1]) == 1 and min(len(b) for b in cut) == 1, "the tail: short batches"
     cut = batches(tasks, lambda t: target / 1000, n_workers=4)
-    assert len(cut) == 8 and {len(b) for b in cut} == {125}, "two batches a worker at least"
+    sizes = [len(b) for b in cut]
+    assert [t for b in cut for t in b] == tasks and sizes[0] == 125, "a share of the compute: 1/8 of it"
+    assert sizes == sorted(sizes, reverse=True) and sizes[-2] == TAIL_FRACTION * 1000, "shrinking to the tail floor"
+    assert len(cut) >= 2 * 4, "two batches a worker at least"
     assert batches(tasks[:5], None, n_workers=4) == [[t] for t in tasks[:5]]
     with dask.config.set({"epmsweep.sweep.runs-per-task": 0}), pytest.raises(ParameterError, match="runs-per-task"):
         batches(tasks, None, n_workers=4)
