@@ -65,17 +65,19 @@ def serial(sweep: dict) -> float:
 def loops(sweep: dict, parts: int = 1) -> float:
     """Wall seconds of ``serial`` in ``parts`` fresh processes at once, each on ``1 / parts`` of the
     runs of ``sweep`` (its replicas split; the engine loaded in every process before the clocks
-    start): the slowest. ``parts = 1`` is the plain serial loop of a script without Dask; ``parts = 2``
-    is what two cores give two independent processes here, the ceiling of two workers."""
+    start; part i seeded ``seed + i``): the slowest. ``parts = 1`` is the plain serial loop of the
+    service's runs in a script without Dask; ``parts = 2`` is what two cores give two independent
+    processes here, the ceiling of two workers."""
     code = (
         "import sys; sys.path.insert(0, {here!r}); from sweep import serial, spec\n"
         "serial(spec('warm', 2, 8, 0.05)); print('ready', flush=True); sys.stdin.readline(); print(serial({part!r}))"
     )
     here, n = str(Path(__file__).parent), sweep["replicas"] // parts
+    shares = [{**sweep, "seed": sweep["seed"] + i, "replicas": n} for i in range(parts)]
     procs = [
-        subprocess.Popen([sys.executable, "-c", code.format(here=here, part={**sweep, "seed": i, "replicas": n})],
-                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        for i in range(parts)
+        subprocess.Popen([sys.executable, "-c", code.format(here=here, part=part)], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, text=True)
+        for part in shares
     ]  # fmt: skip
     for p in procs:
         p.stdout.readline()
@@ -232,6 +234,7 @@ def main() -> None:
         wall, cpu = ingestion(out, client, n_ingest)
         print(f"4. ingestion of {n_ingest} runs of negligible compute: {n_ingest / wall:.0f} runs/s "
               f"(target >= 2000), driver CPU {1e3 * cpu / n_ingest:.3f} ms/run (target <= 0.5)")
+
 
 if __name__ == "__main__":
     main()

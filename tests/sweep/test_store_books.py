@@ -109,6 +109,16 @@ def test_a_file_holds_runs_of_different_lengths_and_reads_back_exactly(tmp_path)
             np.testing.assert_array_equal(values, var.values, err_msg=name)
 
 
+def test_storing_runs_drops_their_failure_records_only(tmp_path):
+    """Runs that failed before and are stored now lose their failure records; other records stay."""
+    store = RunStore(tmp_path, "s").create()
+    keys = [f"{i:064x}" for i in range(3)]
+    for key in keys:
+        store.write_failure(key, {"error": "boom"})
+    store.write_runs({key: fake_run(n_records=4, seed=i) for i, key in enumerate(keys[:2])})
+    assert set(store.failures()) == {keys[2]}
+
+
 def test_a_damaged_file_loses_its_runs_where_it_is_read(tmp_path):
     """A bit flipped in a file of five runs: resume trusts the index until the file is read, then the
     file is removed and its five runs are no longer stored (they are computed again)."""
