@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import logging
 import os
 import signal
 import sys
@@ -22,27 +21,11 @@ from epmsweep.engine.cost import DEFAULT_BUDGET
 from epmsweep.micro.lammps_library import LammpsUnavailableError
 
 from .assemble import open_results
-from .client import add_client_options, add_config_option, client_from_args
+from .client import add_client_options, add_config_option, client_from_args, log_without_tracebacks
 from .execute import SweepIncomplete, assemble, assembled_path, run_sweep
 from .plan import make_plan
 from .spec import parse_spec
 from .store import RunStore
-
-
-class _WithoutTraceback(logging.Filter):
-    """Dask's log records as one line each: when a connection drops, its internals log tracebacks
-    that help no user; the command says what happened and what to do."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info:
-            record.msg, record.args = f"{record.getMessage()} ({record.exc_info[1]!r})", ()
-            record.exc_info = record.exc_text = None
-        return True
-
-
-def _log_without_tracebacks() -> None:
-    for handler in logging.getLogger("distributed").handlers:
-        handler.addFilter(_WithoutTraceback())
 
 
 class Terminated(KeyboardInterrupt):
@@ -315,7 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _log_without_tracebacks()
+    log_without_tracebacks()
     try:
         with _sigterm_stops_like_ctrl_c():
             for path in getattr(args, "config", []):

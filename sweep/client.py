@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import os
 import sys
 import time
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import dask.config
 from dask.utils import parse_timedelta
-from distributed import Client, LocalCluster
+from distributed import Client, LocalCluster, WorkerPlugin
 from epmsweep.deploy.config import KINDS
 from epmsweep.engine import ParameterError
 
@@ -21,6 +22,39 @@ WORKER_EXIT_TIMEOUT = 60.0
 """Seconds the embedded cluster's worker processes get to exit at the end of a command that went
 through (the nanny's own default is 5 s, of which it waits 4 for the process: less than a worker
 holding Numba, xarray and SciPy takes to exit on a loaded machine)."""
+
+
+class _WithoutTraceback(logging.Filter):
+    """Dask's log records as one line each: when a connection drops, its internals log tracebacks
+    that help no user; the command says what happened and what to do."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info:
+            record.msg, record.args = f"{record.getMessage()} ({record.exc_info[1]!r})", ()
+            record.exc_info = record.exc_text = None
+        return True
+
+
+def log_without_tracebacks() -> None:
+    """Log Dask's records in this process as one line each (``_WithoutTraceback``)."""
+    for handler in logging.getLogger("distributed").handlers:
+        if not any(isinstance(f, _WithoutTraceback) for f in handler.filters):
+            handler.addFilter(_WithoutTraceback())
+
+
+class WorkersLogWithoutTracebacks(WorkerPlugin):
+    """``log_without_tracebacks`` in every worker process, those that join later included (a
+    worker's heartbeat to a scheduler that is closing logs a traceback otherwise)."""
+
+    def setup(self, worker) -> None:
+        log_without_tracebacks()
+
+
+@contextlib.contextmanager
+def _workers_without_tracebacks(clients: contextlib.AbstractContextManager[Client]) -> Iterator[Client]:
+    with clients as client:
+        client.register_plugin(WorkersLogWithoutTracebacks())
+        yield client
 
 
 @contextlib.contextmanager
@@ -167,14 +201,15 @@ def add_client_options(p: argparse.ArgumentParser, *, mpi: bool = True) -> None:
 
 
 def client_from_args(args: argparse.Namespace) -> contextlib.AbstractContextManager[Client]:
-    """``open_client`` with the options of ``add_client_options`` (checked before anything starts)."""
+    """``open_client`` with the options of ``add_client_options`` (checked before anything starts), its
+    workers logging without tracebacks as the command does."""
     if (args.jobs is not None or args.max_jobs is not None) and args.cluster not in KINDS:
         raise ParameterError("--jobs", f"applies to --cluster {' or '.join(KINDS)} only")
     if args.cluster in KINDS:
         from epmsweep.deploy.cluster import cluster_options
 
         cluster_options(args.cluster)  # every batch-system setting, before the store or a job is touched
-    return open_client(
+    return _workers_without_tracebacks(open_client(
         n_workers=args.workers, scheduler=args.scheduler, scheduler_file=args.scheduler_file,
         cluster=args.cluster, jobs=args.jobs, max_jobs=args.max_jobs,
-    )  # fmt: skip
+    ))  # fmt: skip

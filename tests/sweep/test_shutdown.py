@@ -70,3 +70,30 @@ def test_workers_slow_to_exit_are_waited_for_not_killed(tmp_path):
     assert len(started) == 2, started  # both worker processes ran the preload and began their slow exit
     assert sorted(p.stem for p in marks.glob("*.end")) == started  # and finished it: none was killed
     assert warnings_in(out.stderr) == [], out.stderr
+
+
+def _records_one_line() -> bool:
+    """In a worker: a record with an exception, as the heartbeat logs one, is formatted on one line."""
+    import logging
+
+    handlers = logging.getLogger("distributed").handlers
+    try:
+        raise ConnectionError("scheduler closed")
+    except ConnectionError:
+        record = logging.getLogger("distributed.worker").makeRecord(
+            "distributed.worker", logging.ERROR, __file__, 0, "heartbeat failed", (), sys.exc_info())
+    for handler in handlers:
+        handler.filter(record)
+    return bool(handlers) and "\n" not in handlers[0].format(record) and "scheduler closed" in record.getMessage()
+
+
+def test_the_commands_workers_log_without_tracebacks():
+    """The clients of the commands (``client_from_args``) make every worker log Dask's records with
+    an exception on one line: a heartbeat that meets a closing scheduler prints no traceback."""
+    import argparse
+
+    from epmsweep.sweep.client import client_from_args
+
+    args = argparse.Namespace(workers=2, scheduler=None, scheduler_file=None, cluster=None, jobs=None, max_jobs=None)
+    with client_from_args(args) as client:
+        assert list(client.run(_records_one_line).values()) == [True, True]
