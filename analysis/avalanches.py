@@ -69,10 +69,12 @@ def _sawtooth_integral(strain, before, after, mu, at):
 
 
 def _integral(ds: xr.Dataset, at: xr.DataArray, dim: str) -> xr.DataArray:
-    """``_sawtooth_integral`` of every run at the strains ``at`` (core dim ``dim``)."""
+    """``_sawtooth_integral`` of every run at the strains ``at`` (core dim ``dim``); lazily, a block
+    of runs at a time, on a group opened with dask chunks."""
     return xr.apply_ufunc(
         _sawtooth_integral, ds["strain"], ds["stress_before"], ds["stress_after"], _shear_modulus(ds), at,
         input_core_dims=[[AVALANCHE_DIM]] * 3 + [[], [dim]], output_core_dims=[[dim]], vectorize=True,
+        dask="parallelized", output_dtypes=[float], dask_gufunc_kwargs={"allow_rechunk": True},
     )  # fmt: skip
 
 

@@ -1,9 +1,11 @@
 """Assembly: stack the stored runs of a sweep into one labeled netCDF4 file (one group per protocol).
 
-The output is written with the netCDF4 library, compressed: fields (snapshots) run by run, so
-that they never sit in memory together; time series and scalars gathered first (n_runs x
-n_records values each) and written once. It goes to a temporary name renamed at the end, so a
-file that exists is complete. Dimensions of a group: ``initial_state``, the protocol's axis
+The output is written with the netCDF4 library, compressed: fields (snapshots) run by run, time
+series and scalars a block of runs at a time (``BLOCK_BYTES`` a series, one chunk of the file), so
+that the assembly holds one block and one run file whatever the number of runs (a quasistatic
+group, whose record dim is known only once every run is read, is gathered whole); the root's
+summary is then computed from the written groups, a chunk at a time. It goes to a temporary name
+renamed at the end, so a file that exists is complete. Dimensions of a group: ``initial_state``, the protocol's axis
 (``shear_rate`` or ``stress_imposed``), the model-parameter axes (values sorted), ``seed``, then
 the protocol's clock (``strain``, ``time`` or ``avalanche``) and, when snapshots were taken,
 ``snapshot_strain`` or ``snapshot_time``, ``y``, ``x``: every one an index coordinate. Names, units
@@ -17,12 +19,16 @@ holds each run's ``n_avalanches``. The root holds the steady-state ``summary`` o
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import math
 import os
-from collections.abc import Mapping
+import warnings
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 
+import dask
 import netCDF4
 import numpy as np
 import xarray as xr
@@ -149,9 +155,29 @@ N_RECORDS = variable("n_avalanches")
 """Records of each run of a ragged group (-1: the run is missing)."""
 
 
-def _write_group(root: netCDF4.Dataset, name: str, plan: Plan, store: RunStore) -> xr.Dataset:
-    """Write the group of protocol ``name`` from the runs of ``store``; returns its series and
-    scalars (without the fields) as an in-memory Dataset."""
+BLOCK_BYTES = 2**22
+"""Bytes of a series per block of runs: the runs of a time-stepped group are gathered a block at a
+time (``_block_shape``) and each block written as one chunk of its series and scalars, so that the
+assembly holds one block and one run file, whatever the number of runs."""
+
+
+def _block_shape(shape: tuple[int, ...], run_elements: int) -> tuple[int, ...]:
+    """The runs of a block, as a chunk of the run dims ``shape``: the trailing dims whole while the
+    block stays within ``BLOCK_BYTES`` of float64 series of ``run_elements`` values a run, a part of
+    the next dim, 1 on the dims before, so that a block's runs are consecutive in plan order."""
+    room, block = max(1, BLOCK_BYTES // (8 * max(1, run_elements))), []
+    for n in reversed(shape):
+        take = max(1, min(n, room))
+        block.append(take)
+        room = room // take if take == n else 1
+    return tuple(reversed(block))
+
+
+def _write_group(root: netCDF4.Dataset, name: str, plan: Plan, store: RunStore) -> int:
+    """Write the group of protocol ``name`` from the runs of ``store``; returns its completed runs.
+
+    Fields are written run by run; series and scalars a block of runs at a time (``_block_shape``),
+    or, in a ragged group, whose record dim is known once every run is read, all at the end."""
     dims, coords = plan.dims[name], plan.coords[name]
     layout = _GroupLayout(list(plan.protocol_runs(name, every=plan.spec.replicas)))  # one run a parameter point
     grp = root.createGroup(name)
@@ -177,7 +203,13 @@ def _write_group(root: netCDF4.Dataset, name: str, plan: Plan, store: RunStore) 
     # coordinates that are not dimensions (shear_modulus, zipped axes, the record's other clock), CF-style
     aux = ["shear_modulus", *(c for c in coords if c not in dims)]
     shape = tuple(len(coords[d][1]) for d in dims)
-    out_vars, buffers = {}, {}
+    gathered = [v for v in layout.names if v not in FIELDS]
+
+    def run_size(vname: str) -> tuple[int, ...]:
+        return tuple(layout.coords[d].size for d in layout.dims(vname))
+
+    block = shape if layout.ragged else _block_shape(shape, max(math.prod(run_size(v)) for v in gathered))
+    out_vars = {}
 
     def define(vname: str) -> None:
         declared, vdims = variable(vname), layout.dims(vname)
@@ -185,33 +217,46 @@ def _write_group(root: netCDF4.Dataset, name: str, plan: Plan, store: RunStore) 
         attrs = {**declared.attrs, "coordinates": " ".join(links)}
         if layout.ragged and layout.record_dim in vdims:
             attrs["comment"] = PADDING[np.dtype(declared.dtype).kind]
-        # fields are streamed, one run a chunk; series and scalars gathered and written once
-        chunks = {"chunksizes": [1] * len(dims) + [layout.coords[d].size for d in vdims]} if vname in FIELDS else {}
+        # fields: one run a chunk; series and scalars: one block of runs a chunk
+        runs = [1] * len(dims) if vname in FIELDS else None if layout.ragged else list(block)
+        chunks = {"chunksizes": runs + list(run_size(vname))} if runs else {}
         out_vars[vname] = _create(grp, vname, declared.dtype, dims + vdims, attrs, **chunks, **ASSEMBLY_COMPRESSION)
+
+    def new_block(origin: tuple[int, ...]) -> dict[str, np.ndarray]:
+        extent = tuple(min(b, n - o) for o, b, n in zip(origin, block, shape, strict=True))
+        return {v: np.full(extent + run_size(v), variable(v).fill_value(), variable(v).dtype) for v in gathered}
+
+    def write_block(origin: tuple[int, ...], buffers: dict[str, np.ndarray]) -> None:
+        for vname, data in buffers.items():
+            where = tuple(slice(o, o + n) for o, n in zip(origin, data.shape, strict=False))
+            out_vars[vname][(*where, ...)] = netcdf_values(data, {})[0]
 
     for vname in layout.names:
         if not (layout.ragged and layout.record_dim in layout.dims(vname)):
             define(vname)
-        if vname not in FIELDS:
-            declared = variable(vname)
-            size = tuple(layout.coords[d].size for d in layout.dims(vname))
-            buffers[vname] = np.full(shape + size, declared.fill_value(), declared.dtype)
     completed = np.zeros(shape, bool)
     counts = np.full(shape, N_RECORDS.fill_value(), N_RECORDS.dtype)
     keys = list(plan.keys(name))
     stored = store.indexed_keys(keys)
+    origin, buffers = None, {}
     for key, index in zip(keys, itertools.product(*(range(n) for n in shape)), strict=True):  # plan order
+        start = tuple(i - i % b for i, b in zip(index, block, strict=True))
+        if start != origin:
+            if origin is not None:
+                write_block(origin, buffers)
+            origin, buffers = start, new_block(start)
         variables = store.read_variables(key) if key in stored else None
         if variables is None:
             continue
         layout.fit(variables, buffers)
         position = layout.position(variables)
+        local = tuple(i - o for i, o in zip(index, origin, strict=True))
         for vname in layout.names:
-            where = index + tuple(position[d] for d in layout.dims(vname))
+            where = tuple(position[d] for d in layout.dims(vname))
             if vname in buffers:
-                buffers[vname][where] = variables[vname][2]
+                buffers[vname][local + where] = variables[vname][2]
             else:
-                out_vars[vname][where] = variables[vname][2]
+                out_vars[vname][index + where] = variables[vname][2]
         completed[index] = True
         counts[index] = variables[layout.record_dim][2].size
     if layout.ragged:
@@ -221,17 +266,11 @@ def _write_group(root: netCDF4.Dataset, name: str, plan: Plan, store: RunStore) 
                 define(vname)
         var = _create(grp, N_RECORDS.name, N_RECORDS.dtype, dims, {**N_RECORDS.attrs, "coordinates": " ".join(aux)})
         var[...] = counts
-    for vname, data in buffers.items():
-        out_vars[vname][...] = netcdf_values(data, {})[0]
+    if origin is not None:
+        write_block(origin, buffers)
     mask = _create(grp, "completed", "bool", dims, {**variable("completed").attrs, "coordinates": " ".join(aux)})
     mask[...] = completed.astype(np.int8)
-    record_coords = {c: (dims + layout.dims(c), buffers.pop(c)) for c in layout.protocol.record_coords}
-    extra = {N_RECORDS.name: (dims, counts)} if layout.ragged else {}
-    return xr.Dataset(
-        {v: (dims + layout.dims(v), data) for v, data in buffers.items()} | extra | {"completed": (dims, completed)},
-        coords={**{c: values for c, values in coords.items()}, layout.record_dim: layout.record_clock, **record_coords},
-        attrs={"protocol": name},
-    )
+    return int(completed.sum())
 
 
 def summary(groups: Mapping[str, xr.Dataset]) -> xr.Dataset:
@@ -271,33 +310,63 @@ def _write_summary(root: netCDF4.Dataset, headline: xr.Dataset) -> None:
         out[...] = var.values
 
 
+@contextlib.contextmanager
+def _without_chunk_cache() -> Iterator[None]:
+    """The netCDF library's chunk cache off for the variables created or opened in the block (64 MiB
+    each by default, 5 series a group: 320 MiB of a 10^5-run assembly): the assembly writes and
+    reads whole chunks, each once. The setting is the library's, for the whole process (a file
+    another thread opens meanwhile is read without a cache too): restored on exit."""
+    saved = netCDF4.get_chunk_cache()
+    netCDF4.set_chunk_cache(0, 0)
+    try:
+        yield
+    finally:
+        netCDF4.set_chunk_cache(*saved)
+
+
+def _summary_of_file(path: Path, names) -> xr.Dataset:
+    """``summary`` of the groups ``names`` of the assembled file at ``path``, read a chunk (a block of
+    runs) at a time and computed in this process."""
+    groups = {}
+    with _without_chunk_cache(), contextlib.ExitStack() as opened:
+        for name in names:
+            ds = xr.open_dataset(path, group=name, engine="netcdf4", chunks={}, drop_variables=FIELDS)
+            groups[name] = opened.enter_context(ds)
+        with dask.config.set(scheduler="synchronous"), warnings.catch_warnings():
+            # a point without completed runs has an empty mean: NaN, as numpy-backed xarray gives silently
+            warnings.filterwarnings("ignore", "invalid value encountered", RuntimeWarning)
+            return summary(groups).compute()
+
+
 def assemble_plan(plan: Plan, store: RunStore, out_path: str | os.PathLike, *, with_summary: bool = True) -> Path:
     """Write the assembled file of ``plan`` from ``store`` to ``out_path`` (atomically).
 
     Every run file is verified as it is read; a corrupt or outdated one is removed and counted
-    as missing. The root holds ``summary`` of the groups, unless ``with_summary`` is False (the
-    candidates of a calibration, whose objective needs the groups only).
+    as missing. The root holds ``summary`` of the groups, computed from the written groups, unless
+    ``with_summary`` is False (the candidates of a calibration, whose objective needs the groups only).
     """
     out_path = Path(out_path)
-    with writing(out_path) as tmp, NETCDF_LOCK, netCDF4.Dataset(tmp, "w", format="NETCDF4") as root:
-        root.setncatts(
-            {
-                "title": f"epmsweep sweep {plan.spec.name}",
-                "name": plan.spec.name,
-                "epmsweep_version": __version__,
-                "base_seed": plan.spec.seed,
-                "spec": plan.spec.text,
-                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "runs_planned": len(plan.runs),
-                "groups": " ".join(plan.dims),
-                "how_to_open": OPEN_HINT,
-                "Conventions": "CF-1.8",
-            }
-        )
-        groups = {name: _write_group(root, name, plan, store) for name in plan.dims}
-        root.setncattr("runs_completed", sum(int(g["completed"].sum()) for g in groups.values()))
+    with writing(out_path) as tmp:
+        with NETCDF_LOCK, _without_chunk_cache(), netCDF4.Dataset(tmp, "w", format="NETCDF4") as root:
+            root.setncatts(
+                {
+                    "title": f"epmsweep sweep {plan.spec.name}",
+                    "name": plan.spec.name,
+                    "epmsweep_version": __version__,
+                    "base_seed": plan.spec.seed,
+                    "spec": plan.spec.text,
+                    "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                    "runs_planned": len(plan.runs),
+                    "groups": " ".join(plan.dims),
+                    "how_to_open": OPEN_HINT,
+                    "Conventions": "CF-1.8",
+                }
+            )
+            root.setncattr("runs_completed", sum(_write_group(root, name, plan, store) for name in plan.dims))
         if with_summary:
-            _write_summary(root, summary(groups))
+            headline = _summary_of_file(Path(tmp), plan.dims)  # xarray takes NETCDF_LOCK itself
+            with NETCDF_LOCK, netCDF4.Dataset(tmp, "a") as root:
+                _write_summary(root, headline)
     return out_path
 
 
