@@ -5,16 +5,17 @@ series and scalars a block of runs at a time (``BLOCK_BYTES`` a series, one chun
 that the assembly holds one block and one run file whatever the number of runs (a quasistatic
 group, whose record dim is known only once every run is read, is gathered whole); the root's
 summary is then computed from the written groups, a chunk at a time. It goes to a temporary name
-renamed at the end, so a file that exists is complete. Dimensions of a group: ``initial_state``, the protocol's axis
-(``shear_rate`` or ``stress_imposed``), the model-parameter axes (values sorted), ``seed``, then
-the protocol's clock (``strain``, ``time`` or ``avalanche``) and, when snapshots were taken,
-``snapshot_strain`` or ``snapshot_time``, ``y``, ``x``: every one an index coordinate. Names, units
-and dims come from ``engine.variables``. Missing or failed runs are NaN (flags: False, integers: -1)
-and False in the ``completed`` mask, never dropped. Quasistatic runs end with different numbers of
-avalanches: the group ``quasistatic`` (no axis of its own) runs ``avalanche`` over 0..n-1 of the
-longest run, pads the others (NaN, -1 for ``activations``; a ``comment`` attribute says so) and
-holds each run's ``n_avalanches``. The root holds the steady-state ``summary`` of the groups, so that
-``xr.open_dataset(path)`` shows the headline results.
+renamed at the end, so a file that exists is complete. Dimensions of a group: ``initial_state``,
+the protocol's axis (``shear_rate`` or ``stress_imposed``), the model-parameter axes (values
+sorted), ``seed``, then the protocol's clock (``strain``, ``time`` or ``avalanche``) and, when
+snapshots were taken, ``snapshot_strain`` or ``snapshot_time``, ``y``, ``x``: every one an index
+coordinate. Names, units and dims come from ``engine.variables``. Missing or failed runs are NaN
+(flags: False, integers: -1) and False in the ``completed`` mask, never dropped. Quasistatic runs
+end with different numbers of avalanches: the group ``quasistatic`` (no axis of its own) runs
+``avalanche`` over 0..n-1 of the longest run, pads the others (NaN, -1 for ``activations``; a
+``comment`` attribute says so) and holds each run's ``n_avalanches``. The root holds the
+steady-state ``summary`` of the groups, so that ``xr.open_dataset(path)`` shows the headline
+results.
 """
 
 from __future__ import annotations
