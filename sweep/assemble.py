@@ -105,6 +105,10 @@ class _GroupLayout:
     def dims(self, name: str) -> tuple[str, ...]:
         return variable(name).on(self.record_dim, self.snapshot_dim)
 
+    def shape(self, name: str) -> tuple[int, ...]:
+        """The shape of one run's values of variable ``name`` on the group's engine dims."""
+        return tuple(self.coords[d].size for d in self.dims(name))
+
     def fit(self, variables: dict, buffers: dict[str, np.ndarray]) -> None:
         """Grow the record clock of a ragged group, and the ``buffers`` on it (padded), to hold a run."""
         n = variables[self.record_dim][2].size
@@ -206,10 +210,7 @@ def _write_group(root: netCDF4.Dataset, name: str, plan: Plan, store: RunStore) 
     shape = tuple(len(coords[d][1]) for d in dims)
     gathered = [v for v in layout.names if v not in FIELDS]
 
-    def run_size(vname: str) -> tuple[int, ...]:
-        return tuple(layout.coords[d].size for d in layout.dims(vname))
-
-    block = shape if layout.ragged else _block_shape(shape, max(math.prod(run_size(v)) for v in gathered))
+    block = shape if layout.ragged else _block_shape(shape, max(math.prod(layout.shape(v)) for v in gathered))
     out_vars = {}
 
     def define(vname: str) -> None:
@@ -220,12 +221,12 @@ def _write_group(root: netCDF4.Dataset, name: str, plan: Plan, store: RunStore) 
             attrs["comment"] = PADDING[np.dtype(declared.dtype).kind]
         # fields: one run a chunk; series and scalars: one block of runs a chunk
         runs = [1] * len(dims) if vname in FIELDS else None if layout.ragged else list(block)
-        chunks = {"chunksizes": runs + list(run_size(vname))} if runs else {}
+        chunks = {"chunksizes": runs + list(layout.shape(vname))} if runs else {}
         out_vars[vname] = _create(grp, vname, declared.dtype, dims + vdims, attrs, **chunks, **ASSEMBLY_COMPRESSION)
 
     def new_block(origin: tuple[int, ...]) -> dict[str, np.ndarray]:
         extent = tuple(min(b, n - o) for o, b, n in zip(origin, block, shape, strict=True))
-        return {v: np.full(extent + run_size(v), variable(v).fill_value(), variable(v).dtype) for v in gathered}
+        return {v: np.full(extent + layout.shape(v), variable(v).fill_value(), variable(v).dtype) for v in gathered}
 
     def write_block(origin: tuple[int, ...], buffers: dict[str, np.ndarray]) -> None:
         for vname, data in buffers.items():
