@@ -24,20 +24,36 @@ from .flow_curve import (
     herschel_bulkley,
     herschel_bulkley_curve,
 )
-from .plots import (
-    plot_avalanche_distribution,
-    plot_creep,
-    plot_cumulative_gap,
-    plot_distributions,
-    plot_flow_curve,
-    plot_quasistatic_flow_stress,
-    plot_quasistatic_stress_strain,
-    plot_stress_strain,
-    save_figure,
-    write_figures,
-)
 from .steady_state import DRIFT_TOLERANCE, check_drift, steady_strain_rate, steady_stress, steady_window
 from .transients import creep_minimum, stress_overshoot, stuck_statistics
+
+PLOTS = (
+    "plot_avalanche_distribution",
+    "plot_creep",
+    "plot_cumulative_gap",
+    "plot_distributions",
+    "plot_flow_curve",
+    "plot_quasistatic_flow_stress",
+    "plot_quasistatic_stress_strain",
+    "plot_stress_strain",
+    "save_figure",
+    "write_figures",
+)
+"""The plotting functions (``analysis.plots``): imported on first use, so that analysis without
+figures (the assembly's summary, a calibration's objective) does not load matplotlib."""
+
+
+def __getattr__(name: str):
+    if name in PLOTS:
+        from . import plots
+
+        return getattr(plots, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "MODEL_VALIDITY_RATE",

@@ -1,5 +1,8 @@
 """Analysis functions against constructed data with known answers."""
 
+import subprocess
+import sys
+
 import matplotlib
 import numpy as np
 import pytest
@@ -334,3 +337,14 @@ def test_every_units_attribute_of_the_analysis_parses():
             elif name in ("a", "a_err"):
                 assert "tau_LJ^n" in var.attrs["comment"]
     assert parsed > 30
+
+
+def test_analysis_without_figures_does_not_load_matplotlib():
+    """The sweep, its assembly's summary and the analysis functions import without matplotlib; the
+    plotting functions load it on first use."""
+    code = (
+        "import sys; import epmsweep.sweep, epmsweep.calibrate; from epmsweep.analysis import steady_stress\n"
+        "before = 'matplotlib' in sys.modules; from epmsweep.analysis import plot_flow_curve\n"
+        "print(before, 'matplotlib' in sys.modules, callable(plot_flow_curve))"
+    )
+    assert subprocess.check_output([sys.executable, "-c", code], text=True).split() == ["False", "True", "True"]
