@@ -13,7 +13,7 @@ from .initial_state import DEFAULT_SHEAR_MODULUS, InitialState
 from .parameters import ModelParameters
 from .propagator import fourier_propagator, real_space_propagator
 from .protocols import ImposedRate, ImposedStress, Protocol, Quasistatic
-from .simulate import deferral_limit, fft_crossover, simulate
+from .simulate import RunRecord, deferral_limit, fft_crossover, simulate, simulate_record
 from .thresholds import ThresholdDistribution
 from .version import RESULT_FORMAT_VERSION, __version__
 
@@ -29,6 +29,7 @@ __all__ = [
     "ParameterError",
     "Protocol",
     "Quasistatic",
+    "RunRecord",
     "ThresholdDistribution",
     "__version__",
     "deferral_limit",
@@ -36,4 +37,5 @@ __all__ = [
     "fourier_propagator",
     "real_space_propagator",
     "simulate",
+    "simulate_record",
 ]

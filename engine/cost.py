@@ -30,7 +30,7 @@ import numpy as np
 from .initial_state import InitialState
 from .parameters import ModelParameters
 from .protocols import ImposedRate, ImposedStress, Protocol, Quasistatic
-from .simulate import simulate
+from .simulate import simulate, simulate_record
 
 FIRST_PREFIX = {"step": 1000, "avalanche": 100, "strain": 100}  # steps, or avalanches of a quasistatic run
 DEFAULT_BUDGET = 0.2  # CPU seconds of the longest prefix
@@ -106,14 +106,16 @@ def truncated(protocol: Protocol, n: int, dt: float) -> Protocol:
 def _timed(params, state, protocol, seed, unit: str) -> tuple[float, float, dict, bool]:
     """CPU seconds of one run, the length it covered in ``unit``, its step counters, and whether it arrested."""
     start = time.thread_time()
-    ds = simulate(params, state, protocol, seed)
+    record = simulate_record(params, state, protocol, seed)  # what a sweep's worker runs
     seconds = time.thread_time() - start
-    arrested = bool(ds.get("stuck", False))  # only creep runs arrest
+    values = {name: entry[1] for name, entry in record.variables.items()}
+    arrested = bool(values.get("stuck", False))  # only creep runs arrest
     if unit == "step":
         covered = protocol.schedule(params.dt).n_steps
     else:  # the prefix's avalanches, or the strain of its last trigger
-        covered = ds.avalanche.size if unit == "avalanche" else float(ds.strain[-1]) if ds.avalanche.size else 0.0
-    return seconds, covered, {k: int(ds.attrs[k]) for k in STEP_COUNTERS}, arrested
+        n = values["avalanche"].size
+        covered = n if unit == "avalanche" else float(values["strain"][-1]) if n else 0.0
+    return seconds, covered, {k: int(record.attrs[k]) for k in STEP_COUNTERS}, arrested
 
 
 def warm() -> None:

@@ -159,6 +159,42 @@ def _seed_attrs(seed) -> dict:
     return {"seed_entropy": str(int(seed)), "seed_spawn_key": "[]"}
 
 
+Entry = tuple[tuple[str, ...], np.ndarray, dict]
+"""A variable of a run: (dims, values, attributes), the tuple form xarray takes."""
+
+
+class RunRecord(NamedTuple):
+    """One run's results as plain arrays (``simulate_record``), before they become the Dataset that
+    ``simulate`` returns (``to_dataset``): what a sweep's worker stores without building one."""
+
+    data: dict[str, Entry]
+    """Data variables by name."""
+    coords: dict[str, Entry]
+    """Coordinates by name (the clocks; with snapshots, their clock and ``y``, ``x``)."""
+    attrs: dict
+    """Parameters, seed, versions and step counters."""
+
+    @property
+    def variables(self) -> dict[str, Entry]:
+        """Data variables, then coordinates."""
+        return {**self.data, **self.coords}
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        """The length of every dim of the run's variables."""
+        return {d: n for dims, values, _ in self.variables.values() for d, n in zip(dims, values.shape, strict=True)}
+
+    def to_dataset(self) -> xr.Dataset:
+        return xr.Dataset(self.data, coords=self.coords, attrs=self.attrs)
+
+    @classmethod
+    def from_dataset(cls, ds: xr.Dataset) -> RunRecord:
+        def entries(variables) -> dict[str, Entry]:
+            return {str(n): (v.dims, v.values, dict(v.attrs)) for n, v in variables.items()}
+
+        return cls(entries(ds.data_vars), entries(ds.coords), dict(ds.attrs))
+
+
 def simulate(
     params: ModelParameters,
     initial_state: InitialState,
@@ -212,6 +248,22 @@ def simulate(
     EndlessAvalancheError
         A quasistatic avalanche outlasted the protocol's ``max_duration``.
     """
+    return simulate_record(
+        params, initial_state, protocol, seed, redistribution=redistribution, fast_forward=fast_forward
+    ).to_dataset()
+
+
+def simulate_record(
+    params: ModelParameters,
+    initial_state: InitialState,
+    protocol: Protocol,
+    seed: int | np.random.SeedSequence | np.random.Generator,
+    *,
+    redistribution: str = "auto",
+    fast_forward: bool = True,
+) -> RunRecord:
+    """``simulate``, its results as plain arrays (``RunRecord``): the same values, without the
+    cost of building a Dataset (a sizeable part of a short run's)."""
     if not isinstance(params, ModelParameters):
         raise ParameterError("params", "must be a ModelParameters")
     if not isinstance(initial_state, InitialState):
@@ -249,10 +301,10 @@ def simulate(
         fields = {"local_stress": snapshots.stress, "threshold": snapshots.threshold, "plastic": snapshots.plastic}
         values.update({k: v.reshape(n_snap, L, L) for k, v in fields.items()})
         data.update(declare(fields))
-    ds = xr.Dataset(
+    return RunRecord(
         data,
-        coords=coords,
-        attrs={
+        coords,
+        {
             **params.to_attrs(),
             **protocol.to_attrs(),
             "shear_modulus": initial_state.shear_modulus,
@@ -266,4 +318,3 @@ def simulate(
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         },
     )
-    return ds

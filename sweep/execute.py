@@ -20,7 +20,7 @@ from pathlib import Path
 import dask.config
 import xarray as xr
 from distributed import Client, as_completed
-from epmsweep.engine import EndlessAvalancheError, NumericalInstabilityError, ParameterError, simulate
+from epmsweep.engine import EndlessAvalancheError, NumericalInstabilityError, ParameterError, RunRecord, simulate_record
 from epmsweep.engine.cost import warm as warm_engine
 from epmsweep.engine.errors import InputChangedError
 from tqdm.auto import tqdm
@@ -68,21 +68,22 @@ def failure_record(exc: BaseException) -> dict:
     return {"kind": type(exc).__name__, "error": str(exc), "traceback": tb}
 
 
-def compute_run(run: Run) -> tuple[str, xr.Dataset | dict]:
-    """Worker side: simulate one run. Deterministic engine errors come back as a failure record.
+def compute_run(run: Run) -> tuple[str, RunRecord | dict]:
+    """Worker side: simulate one run (``simulate_record``: stored without building a Dataset).
+    Deterministic engine errors come back as a failure record.
 
     The run records where it was computed: ``worker_host`` and ``batch_job_id`` (the Slurm or PBS
     job of the worker, empty outside a batch job), and what it took: ``compute_seconds`` (wall) and
-    ``compute_cpu_seconds`` (CPU of the computing thread) of ``simulate``.
+    ``compute_cpu_seconds`` (CPU of the computing thread) of ``simulate_record``.
     """
     try:
         params, state, protocol = run.build()
         wall, cpu = time.perf_counter(), time.thread_time()
-        ds = simulate(params, state, protocol, run.dynamics_seed)
+        record = simulate_record(params, state, protocol, run.dynamics_seed)
         cpu, wall = time.thread_time() - cpu, time.perf_counter() - wall
     except DETERMINISTIC_ERRORS as err:
         return "failed", failure_record(err)
-    ds.attrs.update(
+    record.attrs.update(
         {
             "compute_seconds": wall,
             "compute_cpu_seconds": cpu,
@@ -92,7 +93,7 @@ def compute_run(run: Run) -> tuple[str, xr.Dataset | dict]:
             **computed_where(),
         }
     )
-    return "ok", ds
+    return "ok", record
 
 
 def warm_worker() -> str:
@@ -127,8 +128,8 @@ def compute_batch(compute: Callable, tasks: list, access: StoreAccess | None) ->
     as the task's failure; an infrastructure error fails the whole batch (its tasks are left
     pending). Where this worker sees the store (``access``), the batch's results are written there
     together (``RunStore.write_files``: ``("stored", IndexEntry)``) and only the file's name, size
-    and digest go back to the driver; otherwise, or if the write fails, the Datasets go back
-    (``("ok", Dataset)``) and the driver writes them.
+    and digest go back to the driver; otherwise, or if the write fails, the results go back
+    (``("ok", RunRecord)``) and the driver writes them.
     """
     out = []
     for task in tasks:
@@ -269,7 +270,7 @@ def execute(
     back through Dask and this process writes them. Only this process writes the index, as each
     task finishes: an interruption loses at most the runs in flight (those whose files a worker
     wrote are indexed by the next driver, ``RunStore.index_unindexed``). ``compute`` (worker side,
-    one run in, ``("ok", Dataset)`` or ``("failed", record)`` out) and ``warm`` (run once on
+    one run in, ``("ok", RunRecord or Dataset)`` or ``("failed", record)`` out) and ``warm`` (run once on
     every worker first) default to the lattice engine's; other tasks with ``key``, ``protocol``
     and ``coords`` (the particle simulations' probes) pass their own.
 

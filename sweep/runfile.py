@@ -22,6 +22,7 @@ from typing import NamedTuple
 import netCDF4
 import numpy as np
 import xarray as xr
+from epmsweep.engine import RunRecord
 from xarray.backends.netCDF4_ import NETCDF4_PYTHON_LOCK as NETCDF_LOCK
 
 # The HDF5 library is not thread-safe. xarray serialises its own netCDF4 calls with this lock; the
@@ -52,16 +53,25 @@ def netcdf_values(values: np.ndarray, attrs: dict) -> tuple[np.ndarray, dict]:
     return values, attrs
 
 
-def signature(ds: xr.Dataset) -> tuple:
+Result = RunRecord | xr.Dataset
+"""A finished run as the engine gives it (``simulate_record``) or as a Dataset (other computes)."""
+
+
+def as_record(result: Result) -> RunRecord:
+    return result if isinstance(result, RunRecord) else RunRecord.from_dataset(result)
+
+
+def signature(run: RunRecord) -> tuple:
     """The result format, variables and their dims of a run: runs of one file have the same."""
-    return ds.attrs.get("result_format"), *((name, var.dims) for name, var in ds.variables.items())
+    return run.attrs.get("result_format"), *((name, entry[0]) for name, entry in run.variables.items())
 
 
-def by_signature(runs: Mapping[str, xr.Dataset]) -> list[dict[str, xr.Dataset]]:
-    """``runs`` (key -> Dataset) split into the groups that can share a file, in order of first run."""
-    groups: dict[tuple, dict[str, xr.Dataset]] = {}
-    for key, ds in runs.items():
-        groups.setdefault(signature(ds), {})[key] = ds
+def by_signature(runs: Mapping[str, Result]) -> list[dict[str, RunRecord]]:
+    """``runs`` (key -> result) split into the groups that can share a file, in order of first run."""
+    groups: dict[tuple, dict[str, RunRecord]] = {}
+    for key, result in runs.items():
+        run = as_record(result)
+        groups.setdefault(signature(run), {})[key] = run
     return list(groups.values())
 
 
@@ -74,30 +84,32 @@ def _sample_dim(dims: tuple[str, ...]) -> str:
     return "samples_" + "_".join(dims)
 
 
-def write(path, runs: Mapping[str, xr.Dataset]) -> None:
-    """Write ``runs`` (key -> Dataset, all of one ``signature``) to the netCDF4 file ``path``."""
-    datasets = list(runs.values())
-    first = datasets[0]
-    dims = list(dict.fromkeys(d for var in first.variables.values() for d in var.dims))
-    sizes = {d: np.array([ds.sizes[d] for ds in datasets], dtype=np.int64) for d in dims}
+def write(path, runs: Mapping[str, RunRecord]) -> None:
+    """Write ``runs`` (key -> RunRecord, all of one ``signature``) to the netCDF4 file ``path``."""
+    records = list(runs.values())
+    first = records[0].variables
+    dims = list(dict.fromkeys(d for var_dims, _, _ in first.values() for d in var_dims))
+    run_sizes = [r.sizes for r in records]
+    sizes = {d: np.array([s[d] for s in run_sizes], dtype=np.int64) for d in dims}
+    variables = [r.variables for r in records]
     with NETCDF_LOCK, netCDF4.Dataset(path, "w", format="NETCDF4") as nc:
-        nc.setncatts({"store_format": FORMAT, "result_format": first.attrs.get("result_format", -1)})
-        nc.createDimension("run", len(datasets))
+        nc.setncatts({"store_format": FORMAT, "result_format": records[0].attrs.get("result_format", -1)})
+        nc.createDimension("run", len(records))
         nc.createVariable("run_key", str, ("run",))[:] = np.array(list(runs), dtype=object)
-        attributes = np.array([json.dumps(ds.attrs, default=_plain) for ds in datasets], dtype=object)
+        attributes = np.array([json.dumps(r.attrs, default=_plain) for r in records], dtype=object)
         nc.createVariable("run_attributes", str, ("run",))[:] = attributes
         for d, n in sizes.items():
             nc.createVariable(f"size_of_{d}", np.int64, ("run",))[:] = n
-        for var_dims in dict.fromkeys(var.dims for var in first.variables.values() if var.dims):
+        for var_dims in dict.fromkeys(var_dims for var_dims, _, _ in first.values() if var_dims):
             nc.createDimension(_sample_dim(var_dims), int(np.prod([sizes[d] for d in var_dims], axis=0).sum()))
-        for name, var in first.variables.items():
-            if var.dims:
-                values = np.concatenate([ds.variables[name].values.ravel() for ds in datasets])
+        for name, (var_dims, _, var_attrs) in first.items():
+            if var_dims:
+                values = np.concatenate([v[name][1].ravel() for v in variables])
             else:
-                values = np.array([ds.variables[name].values for ds in datasets])
-            values, attrs = netcdf_values(values, var.attrs)
-            out = nc.createVariable(name, values.dtype, (_sample_dim(var.dims) if var.dims else "run",))
-            out.setncatts({**attrs, "run_dims": " ".join(var.dims)})
+                values = np.array([v[name][1] for v in variables])
+            values, attrs = netcdf_values(values, var_attrs)
+            out = nc.createVariable(name, values.dtype, (_sample_dim(var_dims) if var_dims else "run",))
+            out.setncatts({**attrs, "run_dims": " ".join(var_dims)})
             out[:] = values
 
 

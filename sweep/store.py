@@ -38,7 +38,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import NamedTuple
 
-import xarray as xr
 from epmsweep.engine import RESULT_FORMAT_VERSION, ParameterError
 from epmsweep.engine.files import file_digest
 
@@ -310,12 +309,12 @@ class RunStore:
             return [data[i : i + 32].hex() for i in range(0, len(data) - len(data) % 32, 32)]
         return list(json.loads(self._old_plan_path.read_text())) if self._old_plan_path.is_file() else []
 
-    def write_runs(self, results: dict[str, xr.Dataset]) -> None:
-        """Write finished runs (key -> Dataset) atomically and index them (``write_files``)."""
+    def write_runs(self, results: dict[str, runfile.Result]) -> None:
+        """Write finished runs (key -> RunRecord or Dataset) atomically and index them (``write_files``)."""
         self.record_runs(self.write_files(results))
 
-    def write_files(self, results: dict[str, xr.Dataset]) -> dict[str, IndexEntry]:
-        """Write finished runs (key -> Dataset) atomically, one file for the runs of the same
+    def write_files(self, results: dict[str, runfile.Result]) -> dict[str, IndexEntry]:
+        """Write finished runs (key -> RunRecord or Dataset) atomically, one file for the runs of the same
         variables (``runfile``), without indexing them (what a worker does: the driver indexes them
         with ``record_runs``); returns each run's entry."""
         entries = {}

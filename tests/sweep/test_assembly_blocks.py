@@ -26,7 +26,7 @@ def blocked(tmp_path_factory):
     with store.locked():
         keys = prepare_store(store, plan)
         missing = {plan.runs[4].key, plan.runs[-1].key}
-        runs = {r.key: compute_run(r)[1] for r in plan.runs if r.key not in missing}
+        runs = {r.key: compute_run(r)[1].to_dataset() for r in plan.runs if r.key not in missing}
         store.write_runs(runs)
         with pytest.MonkeyPatch.context() as mp:
             mp.setattr(ASSEMBLY, "BLOCK_BYTES", 2 * 8 * (N_RECORDS + 1))

@@ -66,6 +66,28 @@ def test_a_worker_writes_only_where_it_sees_the_drivers_token(tmp_path):
     assert all(store.verify(r.key) for r in runs)
 
 
+
+def test_a_run_stored_from_its_record_reads_back_as_from_its_dataset(tmp_path):
+    """A worker stores the engine's arrays (``simulate_record``) without building a Dataset: every
+    variable (series, scalars, snapshot fields, clocks; both protocols) reads back with the same
+    dims, dtype, values and attributes as the run stored from ``simulate``'s Dataset."""
+    runs = make_plan(parse_spec(small_spec(name="r", replicas=1))).runs
+    runs = [next(r for r in runs if r.protocol == p) for p in ("imposed_rate", "imposed_stress")]
+    store = RunStore(tmp_path, "r").create()
+    for i, run in enumerate(runs):
+        record = compute_run(run)[1]
+        from_record, from_dataset = f"{2 * i:064x}", f"{2 * i + 1:064x}"
+        store.write_runs({from_record: record})
+        store.write_runs({from_dataset: record.to_dataset()})
+        a, b = store.read_variables(from_record), store.read_variables(from_dataset)
+        assert a.keys() == b.keys() and {"local_stress", "plastic"} & a.keys() == (
+            {"local_stress", "plastic"} if run.protocol == "imposed_rate" else set()
+        )
+        for name, (dims, attrs, values) in a.items():
+            assert (dims, attrs, values.dtype) == (b[name][0], b[name][1], b[name][2].dtype), name
+            np.testing.assert_array_equal(values, b[name][2], err_msg=name)
+        assert store.read_run(from_record).attrs == store.read_run(from_dataset).attrs
+
 def test_batches_are_sized_from_the_cost_and_leave_every_worker_work():
     """Consecutive tasks up to task-seconds of compute; none more than a 1 / (2 n_workers) share of
     the compute still to cut, so that the batches shrink towards the end, down to TAIL_FRACTION."""
