@@ -94,6 +94,8 @@ class _GroupLayout:
         self.L = max(sizes)
         self.names = [*self.protocol.record_coords, *self.protocol.series, *self.protocol.scalars]
         self.names += list(FIELDS) if self.snapshot_clock.size else []
+        self._dims: dict[str, tuple[str, ...]] = {}  # by name: ``dims``
+        self._last_position: dict[str, tuple] = {}  # by dim: the last run's clock and its place (``position``)
 
     @property
     def coords(self) -> dict[str, np.ndarray]:
@@ -103,7 +105,9 @@ class _GroupLayout:
         return out
 
     def dims(self, name: str) -> tuple[str, ...]:
-        return variable(name).on(self.record_dim, self.snapshot_dim)
+        if name not in self._dims:
+            self._dims[name] = variable(name).on(self.record_dim, self.snapshot_dim)
+        return self._dims[name]
 
     def shape(self, name: str) -> tuple[int, ...]:
         """The shape of one run's values of variable ``name`` on the group's engine dims."""
@@ -126,7 +130,13 @@ class _GroupLayout:
         out = {}
         for dim, clock in self.coords.items():
             values = variables[dim][2]
-            out[dim] = slice(0, values.size) if dim in ("y", "x") else _as_index(np.searchsorted(clock, values))
+            if dim in ("y", "x"):
+                out[dim] = slice(0, values.size)
+                continue
+            seen = (clock.size, values.tobytes())  # consecutive runs mostly have the same clock
+            if self._last_position.get(dim, (None,))[0] != seen:
+                self._last_position[dim] = seen, _as_index(np.searchsorted(clock, values))
+            out[dim] = self._last_position[dim][1]
         return out
 
 

@@ -135,15 +135,20 @@ def read(data: bytes, name: str) -> tuple[dict[str, StoredRun], int] | None:
         keys, run_attrs = list(values.pop("run_key")), values.pop("run_attributes")
         sizes = {n.removeprefix("size_of_"): values.pop(n) for n in list(values) if n.startswith("size_of_")}
         runs: dict[str, StoredRun] = {k: StoredRun({}, a) for k, a in zip(keys, run_attrs, strict=True)}
+        uniform = {d: bool(np.all(n == n[0])) for d, n in sizes.items()}  # every run of one size on d
         offsets: dict[tuple[str, ...], np.ndarray] = {}
         for vname, flat in values.items():
             var_attrs = attrs[vname]
             dims = tuple(var_attrs.pop("run_dims").split())
-            if dims and dims not in offsets:
-                counts = [math.prod(int(sizes[d][i]) for d in dims) for i in range(len(keys))]
-                offsets[dims] = np.cumsum(counts)
-            pieces = np.split(flat, offsets[dims][:-1]) if dims else flat
-            if len(dims) > 1:
+            if not dims:
+                pieces = flat
+            elif all(uniform[d] for d in dims):  # runs of one shape (the usual case): rows of the values
+                pieces = list(flat.reshape(len(keys), *(int(sizes[d][0]) for d in dims)))
+            else:
+                if dims not in offsets:
+                    counts = [math.prod(int(sizes[d][i]) for d in dims) for i in range(len(keys))]
+                    offsets[dims] = np.cumsum(counts)
+                pieces = np.split(flat, offsets[dims][:-1])
                 pieces = [p.reshape([int(sizes[d][i]) for d in dims]) for i, p in enumerate(pieces)]
             for run, value in zip(runs.values(), pieces, strict=True):
                 run.variables[vname] = (dims, var_attrs, value)
