@@ -4,11 +4,12 @@
    submit, transfer, atomic write, assembly) against the same runs in a plain serial loop of
    ``simulate`` in a fresh process without Dask (target: >= 1.9x on two cores), and against two
    such loops side by side in two processes, each on half the runs: what two cores give two
-   independent processes here, the ceiling of any two workers.
+   independent processes here, the ceiling of any two workers doing the loop's work.
 2. Very short runs (~1 ms): wall time per run through the service (batched tasks, workers writing
    their files, assembly) against a serial loop of the same runs (target: service >= 1.5x faster)
-   and two loops side by side, and the driver's CPU per run (target <= 0.5 ms); medians of three
-   interleaved rounds.
+   and two loops side by side, and against a serial loop of ``simulate_record`` (what the workers
+   compute: the same values, no Dataset built per run), and the driver's CPU per run (target
+   <= 0.5 ms); medians of three interleaved rounds.
 3. Assembly of the 10^4 runs of step 2 (stored as the service wrote them): wall time and
    peak memory of the assembling process (target: < 30 s, bounded memory).
 4. Driver ingestion with negligible compute: ``execute`` of 2 x 10^4 runs whose compute returns one
@@ -21,8 +22,8 @@
    file) in a fresh process each: wall seconds and peak memory, and the memory above that of
    importing the package at both sizes (target: < 60 s; memory bounded, not growing with the runs).
 
-Run: ``python benchmarks/sweep.py [--quick | --plan | --assembly]`` (quick: 40 long runs, 2000
-short runs, 4000 ingested).
+Run: ``python benchmarks/sweep.py [--quick | --short | --plan | --assembly]`` (quick: 40 long runs,
+2000 short runs, 4000 ingested; short: lines 2 and 3 alone).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from epmsweep.engine import simulate
+from epmsweep.engine import simulate, simulate_record
 from epmsweep.engine.files import file_digest
 from epmsweep.sweep import RunStore, make_plan, open_client, parse_spec, run_sweep
 from epmsweep.sweep.execute import compute_run, execute, prepare_store, runs_to_compute
@@ -55,29 +56,33 @@ def spec(name: str, replicas: int, L: int, strain_end: float) -> dict:
     }
 
 
-def serial(sweep: dict) -> float:
+def serial(sweep: dict, records: bool = False) -> float:
+    """Wall seconds of a plain loop of ``simulate`` over the runs of ``sweep`` (``records``: of
+    ``simulate_record``, the workers' own compute, without a Dataset a run)."""
+    run_once = simulate_record if records else simulate
     t0 = time.perf_counter()
     for run in make_plan(parse_spec(sweep)).runs:
         params, state, protocol = run.build()
-        simulate(params, state, protocol, run.dynamics_seed)
+        run_once(params, state, protocol, run.dynamics_seed)
     return time.perf_counter() - t0
 
 
-def loops(sweep: dict, parts: int = 1) -> float:
+def loops(sweep: dict, parts: int = 1, records: bool = False) -> float:
     """Wall seconds of ``serial`` in ``parts`` fresh processes at once, each on ``1 / parts`` of the
     runs of ``sweep`` (its replicas split; the engine loaded in every process before the clocks
     start; part i seeded ``seed + i``): the slowest. ``parts = 1`` is the plain serial loop of the
     service's runs in a script without Dask; ``parts = 2`` is what two cores give two independent
-    processes here, the ceiling of two workers."""
+    processes here; ``records``: loops of ``simulate_record``."""
     code = (
         "import sys; sys.path.insert(0, {here!r}); from sweep import serial, spec\n"
-        "serial(spec('warm', 2, 8, 0.05)); print('ready', flush=True); sys.stdin.readline(); print(serial({part!r}))"
+        "serial(spec('warm', 2, 8, 0.05)); print('ready', flush=True); sys.stdin.readline()\n"
+        "print(serial({part!r}, {records!r}))"
     )
     here, n = str(Path(__file__).parent), sweep["replicas"] // parts
     shares = [{**sweep, "seed": sweep["seed"] + i, "replicas": n} for i in range(parts)]
     procs = [
-        subprocess.Popen([sys.executable, "-c", code.format(here=here, part=part)], stdin=subprocess.PIPE,
-                         stdout=subprocess.PIPE, text=True)
+        subprocess.Popen([sys.executable, "-c", code.format(here=here, part=part, records=records)],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         for part in shares
     ]  # fmt: skip
     for p in procs:
@@ -197,6 +202,7 @@ def assembly_at_scale(out: Path, n_files: int = 1000, per_file: int = 100) -> tu
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--short", action="store_true", help="only the short runs and their assembly (lines 2 and 3)")
     parser.add_argument("--plan", action="store_true", help="only plan, status and resume check of a 10^6-run sweep")
     parser.add_argument("--assembly", action="store_true", help="only the assembly of 10^4- and 10^5-run sweeps")
     args = parser.parse_args()
@@ -222,21 +228,26 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, open_client(n_workers=2) as client:
         out = Path(tmp)
         service(spec("warm", 2, 8, 0.05), out, client)  # workers import and load the engine once
-        for step, runs, rounds in ((1, long_runs, 1), (2, short_runs, 3)):
+        for step, runs, rounds in ((1, long_runs, 1), (2, short_runs, 3))[1 if args.short else 0 :]:
             n = runs["replicas"]
             measured = [
-                (loops(runs), loops(runs, parts=2), *service({**runs, "name": f"{runs['name']}-{r}"}, out, client))
+                (loops(runs), loops(runs, parts=2), loops(runs, records=True),
+                 *service({**runs, "name": f"{runs['name']}-{r}"}, out, client))
                 for r in range(rounds)
-            ]
-            t_serial, t_pair, t_service, cpu = np.median(measured, axis=0)  # interleaved rounds: the host's noise
+            ]  # fmt: skip
+            t_serial, t_pair, t_records, t_service, cpu = np.median(measured, axis=0)  # interleaved: the host's noise
             print(f"{step}. {n} runs of ~{1e3 * t_serial / n:.2f} ms: serial loop {t_serial:.1f} s, 2-worker "
                   f"service {t_service:.1f} s (batched, workers write, assembly included): speed-up "
                   f"{t_serial / t_service:.2f}x (target >= {1.9 if step == 1 else 1.5}x); two serial loops side by "
-                  f"side {t_pair:.1f} s ({t_serial / t_pair:.2f}x: the ceiling of two workers here); "
-                  f"driver CPU {1e3 * cpu / n:.2f} ms/run, {n / t_service:.0f} runs/s")  # fmt: skip
+                  f"side {t_pair:.1f} s ({t_serial / t_pair:.2f}x: what two cores give two loops here); serial loop "
+                  f"of simulate_record (the workers' compute, no Dataset a run) {t_records:.1f} s, service "
+                  f"{t_records / t_service:.2f}x that; driver CPU {1e3 * cpu / n:.2f} ms/run, {n / t_service:.0f} "
+                  "runs/s")  # fmt: skip
         wall, mem, base_mem = assembly(out, "short-0")
         print(f"3. assembly of {n_short} runs: {wall:.1f} s (target < 30 s), "
               f"peak RSS {mem:.0f} MiB (importing the package alone: {base_mem:.0f} MiB)")
+        if args.short:
+            return
         wall, cpu = ingestion(out, client, n_ingest)
         print(f"4. ingestion of {n_ingest} runs of negligible compute: {n_ingest / wall:.0f} runs/s "
               f"(target >= 2000), driver CPU {1e3 * cpu / n_ingest:.3f} ms/run (target <= 0.5)")

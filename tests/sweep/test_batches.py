@@ -50,7 +50,7 @@ def test_batched_runs_written_by_the_workers_equal_one_run_per_task(tmp_path, cl
 def test_a_worker_writes_only_where_it_sees_the_drivers_token(tmp_path):
     """With the driver's token in the store the results are written there, the batch's runs in one
     file, and only its name, size and digest come back; with another token (another filesystem)
-    the Datasets come back."""
+    the results come back."""
     store = RunStore(tmp_path, "w").create()
     token = store.write_probe()
     runs = list(make_plan(parse_spec(small_spec(name="w"))).runs)[:3]
