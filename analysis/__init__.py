@@ -52,7 +52,7 @@ def __getattr__(name: str):
 
 
 def __dir__() -> list[str]:
-    return sorted(__all__)
+    return sorted({*globals(), *PLOTS})
 
 
 __all__ = [
@@ -70,18 +70,9 @@ __all__ = [
     "gap_distribution",
     "herschel_bulkley",
     "herschel_bulkley_curve",
-    "plot_avalanche_distribution",
-    "plot_creep",
-    "plot_cumulative_gap",
-    "plot_distributions",
-    "plot_flow_curve",
-    "plot_quasistatic_flow_stress",
-    "plot_quasistatic_stress_strain",
-    "plot_stress_strain",
     "quasistatic_flow_stress",
     "quasistatic_overshoot",
     "quasistatic_stress_strain",
-    "save_figure",
     "steady_strain_rate",
     "steady_events",
     "steady_stress",
@@ -89,5 +80,5 @@ __all__ = [
     "stress_overshoot",
     "stuck_statistics",
     "threshold_distribution",
-    "write_figures",
+    *PLOTS,
 ]
