@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 
 from .declarations import check_declared, declared
 from .errors import ParameterError
@@ -63,7 +63,7 @@ class ModelParameters:
 
     def to_attrs(self) -> dict[str, float | int | str]:
         """Flat netCDF-safe attributes describing these parameters."""
-        out = {k: v for k, v in asdict(self).items() if k != "thresholds"}
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "thresholds"}
         out["normalise_self"] = int(self.normalise_self)
         out.update({f"thresholds_{k}": v for k, v in self.thresholds.to_attrs().items()})
         return out

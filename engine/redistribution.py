@@ -1,6 +1,7 @@
 """The two ways of adding the plastic increments' elastic field, s += G * d: one real-space kernel
 per plastic site (cost N per site) or one real FFT pair (cost N log N per step)."""
 
+import functools
 from typing import NamedTuple
 
 import numpy as np
@@ -8,6 +9,7 @@ from numba import uint64
 from rocket_fft import c2r, r2c
 
 from .jit import jit
+from .propagator import real_space_propagator
 
 
 class Kernel(NamedTuple):
@@ -29,6 +31,14 @@ def compiled_kernel(g: np.ndarray) -> Kernel:
     g_pos = np.maximum(g, 0.0)
     return Kernel(L, tiled_kernel(g), tiled_kernel(g_pos), g_neg_max, tiled_offsets(L), np.fft.rfft2(g),
                   np.fft.rfft2(g_pos))  # fmt: skip
+
+
+@functools.lru_cache(maxsize=4)
+def lattice_kernel(L: int, kind: str, normalise_self: bool) -> Kernel:
+    """The ``Kernel`` of ``real_space_propagator(L, kind, normalise_self)``, made once per process
+    for the last few lattices: runs of one lattice share it (the time loop only reads it). For
+    lattices of a few thousand sites, making it costs as much as a short run's time loop."""
+    return compiled_kernel(real_space_propagator(L, kind, normalise_self))
 
 
 def tiled_kernel(g: np.ndarray) -> np.ndarray:

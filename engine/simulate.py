@@ -13,9 +13,8 @@ from . import deferred, quasistatic, stepping
 from .errors import EndlessAvalancheError, NumericalInstabilityError, ParameterError
 from .initial_state import InitialState
 from .parameters import ModelParameters
-from .propagator import real_space_propagator
 from .protocols import Drive, ImposedRate, ImposedStress, Protocol, Quasistatic
-from .redistribution import Kernel, compiled_kernel
+from .redistribution import Kernel, lattice_kernel
 from .thresholds import ThresholdLaw
 from .variables import entry
 from .version import RESULT_FORMAT_VERSION, __version__
@@ -284,7 +283,7 @@ def simulate_record(
         stepping.lattice(stress0 - np.mean(stress0), initial_state.threshold.ravel()),
         protocol.drive(float(np.mean(stress0)), initial_state.shear_modulus, dt),
         stepping.rates(dt, params.tau, params.tau_pl, params.tau_res), params.thresholds.compiled(),
-        compiled_kernel(real_space_propagator(L, params.kernel, params.normalise_self)),
+        lattice_kernel(L, params.kernel, params.normalise_self),
         stepping.Paths(*redistribution_limits(L, redistribution), fast_forward, defer_min, horizon), stepping.work(L),
     )  # fmt: skip
     values, snapshots, snapshot_clock = (_quasistatic if quasi else _time_stepped)(loop, protocol, dt, rng)

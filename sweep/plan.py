@@ -9,6 +9,7 @@ or stress of one replica starts from the same map.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
@@ -63,15 +64,20 @@ class Run:
     base_seed: int
     key: str
 
+    @functools.cached_property
+    def _spawn_keys(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """The spawn keys of the run's two seeds, hashed once (the seeds are made anew each time:
+        a SeedSequence that spawns changes)."""
+        state = {"initial_state": self.state.label, "seed": self.coords["seed"]}
+        return spawn_key(STATE_STREAM, state), spawn_key(DYNAMICS_STREAM, {"protocol": self.protocol, **self.coords})
+
     @property
     def state_seed(self) -> np.random.SeedSequence:
-        coords = {"initial_state": self.state.label, "seed": self.coords["seed"]}
-        return np.random.SeedSequence(self.base_seed, spawn_key=spawn_key(STATE_STREAM, coords))
+        return np.random.SeedSequence(self.base_seed, spawn_key=self._spawn_keys[0])
 
     @property
     def dynamics_seed(self) -> np.random.SeedSequence:
-        coords = {"protocol": self.protocol, **self.coords}
-        return np.random.SeedSequence(self.base_seed, spawn_key=spawn_key(DYNAMICS_STREAM, coords))
+        return np.random.SeedSequence(self.base_seed, spawn_key=self._spawn_keys[1])
 
     def protocol_instance(self) -> Protocol:
         """The engine protocol of this run."""

@@ -255,3 +255,20 @@ def test_stresses_depend_on_mu_times_rate_only():
     cb = simulate(P16, b, ImposedStress(0.6, t_end=100.0), seed=4)
     np.testing.assert_array_equal(ca.plastic_fraction.values, cb.plastic_fraction.values)
     np.testing.assert_array_equal(ca.strain.values, 2 * cb.strain.values)
+
+
+def test_runs_of_one_lattice_share_its_kernel_and_leave_it_unchanged():
+    """The kernel is made once for the runs of one lattice, and a run through the sparse, deferred
+    and FFT paths only reads it: afterwards it equals a kernel made anew, array for array."""
+    from epmsweep.engine import real_space_propagator
+    from epmsweep.engine.redistribution import compiled_kernel, lattice_kernel
+
+    lattice_kernel.cache_clear()
+    state = InitialState.rejuvenated(16, seed=3)
+    for redistribution in ("deferred", "sparse", "fft"):
+        simulate(P16, state, ImposedRate(1e-2, strain_end=0.5, n_records=10), seed=2, redistribution=redistribution)
+    assert lattice_kernel.cache_info().misses == 1 and lattice_kernel.cache_info().hits == 2
+    shared = lattice_kernel(16, P16.kernel, P16.normalise_self)
+    fresh = compiled_kernel(real_space_propagator(16, P16.kernel, P16.normalise_self))
+    for name, value in fresh._asdict().items():
+        np.testing.assert_array_equal(getattr(shared, name), value, err_msg=name)

@@ -4,6 +4,7 @@ import itertools
 import math
 from dataclasses import asdict
 
+import numpy as np
 import pytest
 from conftest import small_spec
 from epmsweep.sweep import make_plan, parse_spec
@@ -118,3 +119,16 @@ def test_length_and_positions_of_the_runs():
     for bad in (len(runs), -len(runs) - 1):
         with pytest.raises(IndexError, match=f"run index {bad} out of range"):
             runs[bad]
+
+
+def test_a_runs_seeds_are_made_anew_each_time():
+    """A run hashes its spawn keys once, but hands out a fresh SeedSequence each time: one that
+    a caller spawned from never changes the seed of the run's next build (a retried run)."""
+    run = make_plan(parse_spec(small_spec())).runs[0]
+    first = run.state_seed
+    first.spawn(3)
+    again = run.state_seed
+    assert again is not first and again.n_children_spawned == 0
+    assert again.spawn_key == first.spawn_key and run.dynamics_seed.spawn_key != again.spawn_key
+    params, state, _ = run.build()
+    np.testing.assert_array_equal(run.state.build(params.L, again).threshold, state.threshold)
