@@ -7,7 +7,9 @@ next to the floor of an FFT step: a bare compiled FFT pair (``crossover.pair_flo
 Numba compile (also with LLVM optimisation off, for scale) and the cached start in fresh
 subprocesses; two runs in two threads of this process against one after the other; and the peak
 resident memory of one run at L = 256 and 512 against the NumPy baseline, each in a fresh
-subprocess. Run: ``python benchmarks/engine.py [--quick] [--table]`` (``--table``: the steps only).
+subprocess. Run: ``python benchmarks/engine.py [--quick] [--table] [--setup]`` (``--table``: the
+steps only; ``--setup``: only the cost of short runs with the lattice's kernel shared by the runs
+against made anew for each run).
 """
 
 from __future__ import annotations
@@ -22,7 +24,16 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from crossover import pair_floor, sheared
-from epmsweep.engine import ImposedRate, ImposedStress, InitialState, ModelParameters, real_space_propagator, simulate
+from epmsweep.engine import (
+    ImposedRate,
+    ImposedStress,
+    InitialState,
+    ModelParameters,
+    real_space_propagator,
+    simulate,
+    simulate_record,
+)
+from epmsweep.engine.redistribution import lattice_kernel
 
 REPEATS = 3
 
@@ -160,11 +171,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer steps (noisier figures)")
     parser.add_argument("--table", action="store_true", help="only the table of steps per second")
+    parser.add_argument("--setup", action="store_true", help="only short runs: kernel shared against made per run")
     parser.add_argument("--peak-rss", nargs=2, metavar=("KIND", "L"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.peak_rss:
         return _peak_rss_child(args.peak_rss[0], int(args.peak_rss[1]))
     scale = 0.2 if args.quick else 1.0
+    if args.setup:
+        return setup_costs(scale)
     if not args.table:
         others(scale)
     table(scale)
@@ -189,6 +203,32 @@ def others(scale: float) -> None:
         f"first run: cold compile {cold:.2f} s (target < 2; {floor:.2f} s with LLVM optimisation off), "
         f"cached start {warm:.2f} s (target < 0.3), after the libraries' own start-up of {start:.2f} s"
     )
+
+
+def setup_costs(scale: float) -> None:
+    """Milliseconds per short run of ``simulate_record`` (strain 0.05 at gdot = 1e-2, 100 records:
+    the runs of a calibration or a small-lattice study), the lattice's kernel shared by the runs
+    (``lattice_kernel``, the engine's default) against made anew for each run (its cache cleared
+    before each), alternately, best of 5 rounds."""
+    n_runs = max(20, int(500 * scale))
+    protocol = ImposedRate(1e-2, strain_end=0.05, n_records=100)
+
+    def per_run(params: ModelParameters, states: list[InitialState], fresh: bool) -> float:
+        t0 = time.thread_time()
+        for i, state in enumerate(states):
+            if fresh:
+                lattice_kernel.cache_clear()
+            simulate_record(params, state, protocol, seed=i)
+        return 1e3 * (time.thread_time() - t0) / len(states)
+
+    for L in (8, 16, 32):
+        params = ModelParameters(L=L)
+        states = [InitialState.rejuvenated(L, seed=i) for i in range(n_runs)]
+        per_run(params, states, True)
+        rounds = [(per_run(params, states, True), per_run(params, states, False)) for _ in range(5)]
+        fresh, shared = (min(r[k] for r in rounds) for k in (0, 1))
+        print(f"short runs at L = {L}: {shared:.3f} ms a run with the kernel shared, {fresh:.3f} ms with it made "
+              f"per run: {fresh / shared:.2f}x")
 
 
 def table(scale: float) -> None:
