@@ -16,8 +16,9 @@
    stored result (workers write the batch files, the driver dispatches and indexes):
    runs per second and the driver's CPU per run (target: >= 2000 runs/s, <= 0.5 ms a run).
 5. ``--plan`` (alone): a sweep of 10^6 runs (1000 replicas x 1000 shear rates, L = 16): planning
-   (every key made, the plan written), ``status`` and the resume check with every run stored, each
-   in a fresh process: wall seconds and peak memory (target: each < 10 s, < 1 GB).
+   (every key made, the plan written), finding the runs to compute while none is stored (the 10^6
+   runs are not made), ``status`` and the resume check with every run stored, each in a fresh
+   process: wall seconds and peak memory (target: each < 10 s, < 1 GB).
 6. ``--assembly`` (alone): assembly of 10^4 and of 10^5 stored runs (L = 8, 101 records, 100 runs a
    file) in a fresh process each: wall seconds and peak memory, and the memory above that of
    importing the package at both sizes (target: < 60 s; memory bounded, not growing with the runs).
@@ -150,7 +151,8 @@ def fresh_process(code: str) -> list[str]:
 
 def bookkeeping(out: Path, replicas: int = 1000, n_rates: int = 1000) -> list[tuple[str, float, float]]:
     """Wall seconds and peak memory (MiB) of planning a sweep of ``replicas`` x ``n_rates`` runs
-    (every key made, the store checked, the plan written), of ``status`` and of the resume check
+    (every key made, the store checked, the plan written), of finding its runs to compute while
+    none is stored (planning again, as ``run_sweep`` does), of ``status`` and of the resume check
     (planning again and finding the runs to compute, as ``run_sweep`` does) of the same sweep with
     every run stored, each in a fresh process. The stored runs are empty files of 100 runs each
     with their index lines: neither step opens a run file."""
@@ -162,7 +164,10 @@ def bookkeeping(out: Path, replicas: int = 1000, n_rates: int = 1000) -> list[tu
         f"spec = parse_spec({sweep!r}); plan = make_plan(spec); store = RunStore({str(out)!r}, 'plan')\n"
     )
     plan_code = setup + "with store.locked(): prepare_store(store, plan)"
+    check = setup + "with store.locked(): print(len(runs_to_compute(plan, prepare_store(store, plan), store)))"
     figures = [("plan", *map(float, fresh_process(plan_code)))]
+    todo = fresh_process(check)
+    figures.append((f"runs to compute of the fresh sweep ({todo[0]})", *map(float, todo[1:])))
     store = RunStore(out, "plan")
     keys = store.read_plan()
     entries = {}
@@ -173,9 +178,7 @@ def bookkeeping(out: Path, replicas: int = 1000, n_rates: int = 1000) -> list[tu
     store.record_runs(entries)
     status = fresh_process(setup + "s = store.status(); assert s.done == s.planned == len(plan.runs), s; print(s.done)")
     figures.append((f"status ({status[0]} done)", *map(float, status[1:])))
-    resume = fresh_process(
-        setup + "with store.locked(): print(len(runs_to_compute(plan, prepare_store(store, plan), store)))"
-    )
+    resume = fresh_process(check)
     figures.append((f"resume check ({resume[0]} to compute)", *map(float, resume[1:])))
     return figures
 

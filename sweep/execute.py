@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from .assemble import assemble_plan
 from .client import open_client
-from .plan import Plan, Run, canonical_json, make_plan
+from .plan import Plan, Run, RunSubset, canonical_json, make_plan
 from .settings import setting_int, setting_seconds
 from .spec import Spec, parse_spec
 from .store import RunStore, StoreError
@@ -150,36 +150,45 @@ def compute_batch(compute: Callable, tasks: list, access: StoreAccess | None) ->
     return out
 
 
-def batches(tasks: list, seconds: Callable[[object], float] | None, n_workers: int) -> list[list]:
+def task_keys(tasks: Sequence) -> list[str]:
+    """The keys of ``tasks``: known without making the runs of a ``RunSubset``."""
+    return tasks.run_keys if isinstance(tasks, RunSubset) else [t.key for t in tasks]
+
+
+def batches(tasks: Sequence, seconds: Callable[[str], float] | None, n_workers: int) -> Iterator[list]:
     """``tasks`` cut into consecutive batches of about ``epmsweep.sweep.task-seconds`` of compute
-    (``seconds(task)`` each), or of ``epmsweep.sweep.runs-per-task`` tasks when set; one task a
-    batch without either. Sized by guided self-scheduling: no batch holds more than a share
-    (``1 / (2 n_workers)``) of the compute still to cut, so that the last batches are short and
-    every worker has work until the end, nor less than ``TAIL_FRACTION`` of task-seconds, nor more
-    than ``MAX_BATCH`` runs."""
+    (``seconds(key)`` each, by task key), or of ``epmsweep.sweep.runs-per-task`` tasks when set;
+    one task a batch without either. Sized by guided self-scheduling: no batch holds more than a
+    share (``1 / (2 n_workers)``) of the compute still to cut, so that the last batches are short
+    and every worker has work until the end, nor less than ``TAIL_FRACTION`` of task-seconds, nor
+    more than ``MAX_BATCH`` runs. The batches are cut as they are taken: a task (a Run of a
+    ``RunSubset``) is made when its batch is."""
     fixed = dask.config.get("epmsweep.sweep.runs-per-task")
     if fixed is not None:
         size = setting_int("runs-per-task")
         if size < 1:
             reason = f"must be a number of runs >= 1 or null, got {fixed!r}"
             raise ParameterError("epmsweep.sweep.runs-per-task", reason)
-        return [tasks[i : i + size] for i in range(0, len(tasks), size)]
+        return (list(tasks[i : i + size]) for i in range(0, len(tasks), size))
     if seconds is None:
-        return [[t] for t in tasks]
-    target = setting_seconds("task-seconds")
-    costs = [seconds(t) for t in tasks]
+        return ([tasks[i]] for i in range(len(tasks)))
+    return _guided(tasks, [seconds(k) for k in task_keys(tasks)], setting_seconds("task-seconds"), n_workers)
+
+
+def _guided(tasks: Sequence, costs: list[float], target: float, n_workers: int) -> Iterator[list]:
+    """The batches of ``batches`` by guided self-scheduling, ``costs`` the seconds of each task."""
     remaining, shares = math.fsum(costs), 2 * max(1, n_workers)
-    out, batch, total, budget = [], [], 0.0, 0.0
-    for task, cost in zip(tasks, costs, strict=True):
-        if not batch:
+    start, total, budget = 0, 0.0, 0.0
+    for i, cost in enumerate(costs):
+        if i == start:
             budget = min(target, max(TAIL_FRACTION * target, remaining / shares))
-        batch.append(task)
         total += cost
-        if total >= budget or len(batch) >= MAX_BATCH:
-            out.append(batch)
+        if total >= budget or i + 1 - start >= MAX_BATCH:
+            yield list(tasks[start : i + 1])
             remaining -= total
-            batch, total = [], 0.0
-    return out + ([batch] if batch else [])
+            start, total = i + 1, 0.0
+    if start < len(costs):
+        yield list(tasks[start:])
 
 
 class _Capacity:
@@ -252,19 +261,20 @@ class _Watchdog:
 
 
 def execute(
-    runs: list[Run],
+    runs: Sequence[Run],
     store: RunStore,
     client: Client,
     *,
     progress: bool = True,
     compute: Callable = compute_run,
     warm: Callable = warm_worker,
-    seconds: Callable[[Run], float] | None = None,
+    seconds: Callable[[str], float] | None = None,
 ) -> dict[str, int]:
     """Compute ``runs`` on ``client`` and store each as it finishes; returns counts by outcome.
 
     The runs go out in batches (``batches``: one Dask task computes several short runs, sized
-    from ``seconds``, the estimated compute of a run, when given), a sliding window of a few
+    from ``seconds``, the estimated compute of a run by key, when given; the runs of a
+    ``RunSubset`` are made as their batch is sent), a sliding window of a few
     tasks per worker in flight, which keeps the scheduler's graph small. A worker that shares
     the store's filesystem writes its results there itself (atomically); otherwise they come
     back through Dask and this process writes them. Only this process writes the index, as each
@@ -284,7 +294,7 @@ def execute(
     client.run(warm)
     access = StoreAccess(str(store.root.parent), store.root.name, store.write_probe())
     n_workers = len(client.scheduler_info(n_workers=-1).get("workers", {}))
-    pending = iter(batches(list(runs), seconds, n_workers))
+    pending = batches(runs, seconds, n_workers)
     in_flight: dict[str, tuple[list[Run], object]] = {}  # task key -> (runs, future), until handled
     reasons: list[str] = []
 
@@ -421,23 +431,24 @@ def prepare_store(store: RunStore, plan: Plan, replace: bool = False) -> list[st
     return keys
 
 
-def runs_to_compute(plan: Plan, keys: list[str], store: RunStore, retry_failed: bool = False) -> list[Run]:
+def runs_to_compute(plan: Plan, keys: list[str], store: RunStore, retry_failed: bool = False) -> RunSubset:
     """The runs of ``plan`` (``keys``: its keys in plan order) with no indexed file and, unless
-    ``retry_failed``, no failure record: made from their positions, the others never made. No
-    file is opened."""
+    ``retry_failed``, no failure record: a ``RunSubset``, each Run made when it is asked for
+    (when its batch is sent). No file is opened."""
     skip = store.indexed_keys(keys) | (set() if retry_failed else set(store.failures()))
-    return [plan.runs[i] for i, key in enumerate(keys) if key not in skip]
+    positions = [i for i, key in enumerate(keys) if key not in skip]
+    return plan.runs.subset(positions, [keys[i] for i in positions])
 
 
-def run_seconds(plan: Plan, todo: list[Run]) -> Callable[[Run], float] | None:
-    """Estimated compute seconds of each run (``estimate`` on a few parameter points, short
+def run_seconds(plan: Plan, todo: Sequence[Run]) -> Callable[[str], float] | None:
+    """Estimated compute seconds of each run by key (``estimate`` on a few parameter points, short
     prefixes), for sizing batches; None for a few runs, which go one a task."""
     if len(todo) < BATCH_FROM:
         return None
     from .estimate import estimate
 
     est = estimate(plan, budget=SIZING_BUDGET, max_points=SIZING_POINTS)
-    return lambda run: est.run_seconds[run.key]
+    return est.run_seconds.__getitem__
 
 
 def check_same_sweep(store: RunStore, name: str, planned: set[str], replace: bool) -> None:

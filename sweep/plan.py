@@ -245,6 +245,10 @@ class Runs(Sequence):
             i -= part.size
         raise AssertionError("unreachable")
 
+    def subset(self, positions: list[int], keys: list[str]) -> RunSubset:
+        """The runs at ``positions`` (their ``keys``), made only when asked for."""
+        return RunSubset(self, positions, keys)
+
     def keys(self, protocol: str | None = None) -> Iterator[str]:
         """The keys of the runs in plan order (of protocol ``protocol`` only, if given)."""
         for part in self._parts:
@@ -257,6 +261,23 @@ class Runs(Sequence):
         if part is None:
             return iter(())
         return iter(part) if every == 1 else (part.at(i) for i in range(0, part.size, every))
+
+
+class RunSubset(Sequence):
+    """Some runs of a plan (those to compute, say), a read-only sequence making each Run when it is
+    asked for, with their keys known without making them (``run_keys``): a 10^6-run sweep is
+    never held as Run objects."""
+
+    def __init__(self, runs: Runs, positions: list[int], keys: list[str]):
+        self._runs, self._positions, self.run_keys = runs, positions, keys
+
+    def __len__(self) -> int:
+        return len(self._positions)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return tuple(self._runs[p] for p in self._positions[i])
+        return self._runs[self._positions[i]]
 
 
 def make_plan(spec: Spec) -> Plan:

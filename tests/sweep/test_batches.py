@@ -1,5 +1,7 @@
 """Batched tasks and results written by the workers: same results as one run per task, sized batches."""
 
+from typing import NamedTuple
+
 import dask.config
 import numpy as np
 import pytest
@@ -7,8 +9,22 @@ import xarray as xr
 from conftest import small_spec
 from epmsweep.engine import ParameterError
 from epmsweep.sweep import RunStore, make_plan, parse_spec, run_sweep
-from epmsweep.sweep.execute import BATCH_FROM, TAIL_FRACTION, StoreAccess, batches, compute_batch, compute_run
+from epmsweep.sweep.execute import (
+    BATCH_FROM,
+    TAIL_FRACTION,
+    StoreAccess,
+    batches,
+    compute_batch,
+    compute_run,
+    prepare_store,
+    runs_to_compute,
+)
+from epmsweep.sweep.plan import Runs
 from epmsweep.sweep.settings import setting_seconds
+
+
+class Task(NamedTuple):
+    key: str
 
 
 def data_of(tree: xr.DataTree) -> dict:
@@ -92,19 +108,35 @@ def test_batches_are_sized_from_the_cost_and_leave_every_worker_work():
     """Consecutive tasks up to task-seconds of compute; none more than a 1 / (2 n_workers) share of
     the compute still to cut, so that the batches shrink towards the end, down to TAIL_FRACTION."""
     target = setting_seconds("task-seconds")
-    tasks = list(range(1000))
-    cut = batches(tasks, lambda t: target / 8, n_workers=4)
+    tasks = [Task(str(i)) for i in range(1000)]
+    cut = list(batches(tasks, lambda key: target / 8, n_workers=4))
     assert [t for b in cut for t in b] == tasks
     assert {len(b) for b in cut[:100]} == {8}, "task-seconds a batch while much compute is left"
     assert len(cut[-1]) == 1 and min(len(b) for b in cut) == 1, "the tail: short batches"
-    cut = batches(tasks, lambda t: target / 1000, n_workers=4)
+    cut = list(batches(tasks, lambda key: target / 1000, n_workers=4))
     sizes = [len(b) for b in cut]
     assert [t for b in cut for t in b] == tasks and sizes[0] == 125, "a share of the compute: 1/8 of it"
     assert sizes == sorted(sizes, reverse=True) and sizes[-2] == TAIL_FRACTION * 1000, "shrinking to the tail floor"
     assert len(cut) >= 2 * 4, "two batches a worker at least"
-    assert batches(tasks[:5], None, n_workers=4) == [[t] for t in tasks[:5]]
+    assert list(batches(tasks[:5], None, n_workers=4)) == [[t] for t in tasks[:5]]
     with dask.config.set({"epmsweep.sweep.runs-per-task": 0}), pytest.raises(ParameterError, match="runs-per-task"):
         batches(tasks, None, n_workers=4)
+
+
+def test_runs_to_compute_are_made_only_as_their_batches_are_cut(tmp_path, monkeypatch):
+    """The runs to compute of a fresh sweep are a RunSubset: their keys known, no Run made until a
+    batch is cut, and then the Runs of the plan, in plan order."""
+    plan = make_plan(parse_spec(small_spec(replicas=4)))
+    store = RunStore(tmp_path, "small")
+    with store.locked():
+        todo = runs_to_compute(plan, prepare_store(store, plan), store)
+    made, make = [], Runs.__getitem__
+    monkeypatch.setattr(Runs, "__getitem__", lambda self, i: made.append(i) or make(self, i))
+    cut = batches(todo, lambda key: setting_seconds("task-seconds") / 4, n_workers=2)
+    assert len(todo) == len(plan.runs) and todo.run_keys == list(plan.keys()) and not made
+    first = next(cut)
+    assert len(first) == 4 and made == [0, 1, 2, 3]
+    assert [r.key for r in first + [r for b in cut for r in b]] == list(plan.keys())
 
 
 def test_run_files_written_but_never_indexed_are_indexed_not_computed_again(tmp_path, client):
