@@ -10,16 +10,16 @@ at the first evaluation after which its best candidate so far (lowest objective)
 CMA-ES has 120 evaluations (the start, then generations of 10: a population above the default
 4 + 3 ln 2 = 6 of two parameters, for an objective that common random numbers make deterministic
 but rugged along its valley); its median and worst over seeds are reported (a seed that never
-reaches the tolerance counts as infinitely many). The grid's best is
-known only once it is complete, so a grid's cost is its size: grids of N x N points are run at
-increasing N (default 9, 13, 17, 21, 25, 33: each has a point within the tolerance of the truth) until
-one's best lies within the tolerance; the grid cost is the size of that grid, or more than the
-largest size if none does (a lower bound). Target: CMA-ES >= 5x fewer evaluations than the grid.
+reaches the tolerance counts as infinitely many). The grid's best is known only once it is
+complete, so a grid's cost is its size: grids of N x N points are run at increasing N (default 9,
+13, 17, 21, 25, 33: each has a point within the tolerance of the truth) until one's best lies
+within the tolerance; the grid cost is the size of that grid, or more than the largest size if
+none does (a lower bound). Target: CMA-ES >= 5x fewer evaluations than the grid.
 Order: CMA-ES, the grids, then the random search (as many evaluations as CMA-ES), each summary
 printed as soon as its rows are in.
 
-Run: ``python benchmarks/calibrate.py [--quick] [--grid-points 9,13,17,21,25,33]`` (quick: one seed per
-sampler, else three).
+Run: ``python benchmarks/calibrate.py [--quick] [--grid-points 9,13,17,21,25,33]`` (quick: one
+seed per sampler, else three).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ HIDDEN = {"tau_res": 2.6, "thresholds.scale": 0.60}
 START = {"tau_res": 2.0, "thresholds.scale": 0.57}
 TOLERANCE = {"tau_res": 0.3, "thresholds.scale": 0.015}
 RATES, CREEP_STRESS, CREEP_TIMES = [0.03, 0.1, 0.3], 0.8, [20.0, 40.0, 60.0, 80.0, 100.0]
-CMAES_EVALUATIONS, CMAES_POPULATION = 120, 10
+EVALUATIONS, CMAES_POPULATION = 120, 10  # the budget of CMA-ES and of the random search
 LOADING_RATE, LOADING_STRAINS = 0.3, [0.1, 0.2, 0.3, 0.4, 0.6, 0.8, 1.0]
 RUNS = {"imposed_rate": {"strain_end": 1.0, "n_records": 20}, "imposed_stress": {"t_end": 100.0, "n_records": 20}}
 STATES = {"rejuvenated": {"kind": "rejuvenated", "shear_modulus": 15.0}}
@@ -136,13 +136,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, open_client(n_workers=2) as client:
         folder = Path(tmp)
         refs = references(folder, client)
-        cmaes = [run_study(f"cmaes_{s}", refs, folder, client, sampler="cmaes", evaluations=CMAES_EVALUATIONS,
+        cmaes = [run_study(f"cmaes_{s}", refs, folder, client, sampler="cmaes", evaluations=EVALUATIONS,
                            population=CMAES_POPULATION, seed=s)
                  for s in seeds]  # fmt: skip
         grid = grid_cost(refs, folder, client, points)
         summary("cmaes", [r for _, r in cmaes], grid)
-        random = [run_study(f"random_{s}", refs, folder, client, sampler="random", evaluations=CMAES_EVALUATIONS,
-                            seed=s)
+        random = [run_study(f"random_{s}", refs, folder, client, sampler="random", evaluations=EVALUATIONS, seed=s)
                   for s in seeds]  # fmt: skip
         summary("random", [r for _, r in random], grid)
 
